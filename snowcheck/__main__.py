@@ -1,0 +1,5 @@
+"""Entry point for ``python -m snowcheck``."""
+
+from snowcheck.cli import main
+
+raise SystemExit(main())
