@@ -30,7 +30,9 @@ class DataError(SnowcheckError):
 class InstanceError(SnowcheckError):
     """The instance could not be read or written: unreachable, refused, or answered badly."""
 
-    def __init__(self, message: str, *, table: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, table: str | None = None, status: int | None = None
+    ) -> None:
         self.table = table
         self.status = status
         super().__init__(message)
@@ -43,8 +45,15 @@ class UnsafePlan(SnowcheckError):
 class PartialWrite(InstanceError):
     """A write-back stopped part-way: some changes were applied, the rest were not."""
 
-    def __init__(self, message: str, *, applied: tuple[object, ...], not_applied: tuple[object, ...],
-                 table: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        applied: tuple[object, ...],
+        not_applied: tuple[object, ...],
+        table: str | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message, table=table, status=status)
         self.applied = applied
         """The plan's changes written before the failure (snowcheck.plan.Change values)."""

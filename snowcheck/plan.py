@@ -109,8 +109,8 @@ def build_plan(
         if finding.message in found:
             continue
         found.add(finding.message)
-        issue = kept.get(finding.message)
-        if issue is None:
+        match = kept.get(finding.message)
+        if match is None:
             changes.append(
                 Change(
                     action=Action.CREATE,
@@ -136,13 +136,13 @@ def build_plan(
                 Change(
                     action=Action.UPDATE,
                     message=finding.message,
-                    sys_id=issue.sys_id,
-                    state_before=issue.state,
-                    count_before=issue.count,
-                    state=issue.state,
-                    count=issue.count + 1,
+                    sys_id=match.sys_id,
+                    state_before=match.state,
+                    count_before=match.count,
+                    state=match.state,
+                    count=match.count + 1,
                     payload={
-                        "count": str(issue.count + 1),
+                        "count": str(match.count + 1),
                         "last_detected": detected,
                         "sys_domain": finding.domain,
                     },

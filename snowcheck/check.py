@@ -1,0 +1,74 @@
+"""One check, from a snapshot to findings and a plan; no network, no printing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from snowcheck.errors import ConfigError, DataError
+from snowcheck.messages import choose
+from snowcheck.plan import Plan, build_plan
+from snowcheck.records import TABLES, Inventory, Snapshot, parse_time
+from snowcheck.rules import Evaluation, evaluate
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything one check produced, for rendering and applying."""
+
+    instance: str
+    """The instance URL, or the snapshot file, the check read."""
+    source: str
+    snapshot: Snapshot
+    inventory: Inventory
+    evaluation: Evaluation
+    plan: Plan
+
+
+def assess(
+    snapshot: Snapshot, *, instance: str, window: timedelta, source: str, messages: str
+) -> Outcome:
+    """Convert the snapshot's rows, run the rules and diff the findings against open issues."""
+    inventory = Inventory.from_tables(snapshot.tables)
+    open_messages = [
+        issue.message
+        for issue in inventory.issues
+        if issue.source == source and issue.is_open and issue.mid_server == ""
+    ]
+    templates = choose(messages, open_messages)
+    evaluation = evaluate(inventory, now=snapshot.now, window=window, templates=templates)
+    plan = build_plan(evaluation.findings, inventory.issues, source=source, now=snapshot.now)
+    return Outcome(instance, source, snapshot, inventory, evaluation, plan)
+
+
+def load_snapshot(path: str) -> Snapshot:
+    """Read a snapshot file: {"now": "YYYY-MM-DD HH:MM:SS", "tables": {table: [rows]}}."""
+    try:
+        document: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"snapshot file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read snapshot file {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError("snapshot", path, "(file)", f"is not valid JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise DataError("snapshot", path, "(file)", "should be a JSON object")
+    now = document.get("now")
+    if not isinstance(now, str):
+        raise DataError("snapshot", path, "now", "is missing: give YYYY-MM-DD HH:MM:SS (UTC)")
+    try:
+        moment = parse_time(now)
+    except ValueError:
+        raise DataError(
+            "snapshot", path, "now", f"should be YYYY-MM-DD HH:MM:SS, got {now!r}"
+        ) from None
+    tables = document.get("tables")
+    if not isinstance(tables, dict):
+        raise DataError("snapshot", path, "tables", "should be an object of table name to rows")
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        raise DataError("snapshot", path, "tables", f"names unknown tables {', '.join(unknown)}")
+    return Snapshot(now=moment, tables=tables, clock_source="snapshot")

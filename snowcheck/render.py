@@ -1,0 +1,281 @@
+"""Output: the rich report, the debug views and the JSON document; one object owns the consoles.
+
+Data from the instance is printed literally: markup is never parsed from it,
+and control characters (ANSI escapes included) are shown as inert escapes.
+Reports go to stdout, diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from snowcheck.check import Outcome
+from snowcheck.errors import PartialWrite
+from snowcheck.plan import Action, Change
+from snowcheck.records import format_time
+
+SCHEMA_VERSION = 1
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def literal(value: str) -> str:
+    """The value with every control character shown as an escape, so a terminal cannot act on it."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
+
+
+def data(value: str, style: str = "") -> Text:
+    """A table cell from instance data: literal text, never markup."""
+    return Text(literal(value), style=style)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+_ACTION_STYLE = {Action.CREATE: "bold red", Action.UPDATE: "yellow", Action.RESOLVE: "green"}
+
+
+class Terminal:
+    """Owns the stdout and stderr consoles; tests pass files and a fixed width."""
+
+    def __init__(
+        self,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        *,
+        width: int | None = None,
+        quiet: bool = False,
+    ) -> None:
+        self.out = Console(file=stdout or sys.stdout, width=width, highlight=False, emoji=False)
+        self.err = Console(file=stderr or sys.stderr, width=width, highlight=False, emoji=False)
+        self.quiet = quiet
+
+    # Diagnostics ---------------------------------------------------------------------------
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(Text.assemble(("warning: ", "bold yellow"), literal(message)))
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(Text(literal(message), style="dim"))
+
+    def error(self, message: str) -> None:
+        self.err.print(Text.assemble(("snowcheck: error: ", "bold red"), literal(message)))
+
+    # The report ----------------------------------------------------------------------------
+
+    def report(self, outcome: Outcome, *, applied: bool, debug: int = 0) -> None:
+        """The findings table, the plan table and a one-line summary, on stdout."""
+        self.out.print(self._heading(outcome))
+        if debug >= 1:
+            self.debug(outcome, debug, self.out)
+        self.out.print(self._findings(outcome))
+        self.out.print(self._plan(outcome.plan.changes, applied))
+        self.out.print(self.summary(outcome, applied=applied))
+
+    def _heading(self, outcome: Outcome) -> Text:
+        window = outcome.evaluation.window
+        clock = {"local": " (local clock)", "snapshot": " (snapshot)"}.get(
+            outcome.snapshot.clock_source, ""
+        )
+        return Text.assemble(
+            ("snowcheck ", "bold"),
+            literal(outcome.instance),
+            f"  now {format_time(window.now)} UTC{clock}",
+            f"  window {_duration(window.length.total_seconds())}",
+            f" (events after {format_time(window.since)})",
+            "  source ",
+            literal(outcome.source),
+            f"  messages {outcome.evaluation.templates.name}",
+        )
+
+    def _findings(self, outcome: Outcome) -> Table:
+        table = Table(title="Findings", title_justify="left", show_lines=False, expand=False)
+        table.add_column("Rule", no_wrap=True, style="cyan")
+        table.add_column("User", overflow="fold", max_width=30)
+        table.add_column("Down MID Servers", overflow="fold", max_width=30)
+        table.add_column("Message", overflow="fold", ratio=3)
+        table.add_column("Notes", overflow="fold", ratio=2)
+        for finding in outcome.evaluation.findings:
+            table.add_row(
+                Text(finding.rule),
+                data(finding.user, "bold"),
+                data(", ".join(finding.down_mid_servers)),
+                data(finding.message),
+                Text("\n".join(literal(note) for note in finding.notes)),
+            )
+        if not outcome.evaluation.findings:
+            table.add_row("", "", "", Text("no findings", style="green"), "")
+        return table
+
+    def _plan(self, changes: Sequence[Change], applied: bool) -> Table:
+        title = "Changes applied" if applied else "Plan (dry run)"
+        table = Table(title=title, title_justify="left")
+        table.add_column("Action", no_wrap=True)
+        table.add_column("Message", overflow="fold", ratio=1)
+        table.add_column("State", no_wrap=True)
+        table.add_column("Count", no_wrap=True)
+        table.add_column("sys_id", overflow="fold", max_width=32)
+        for change in changes:
+            table.add_row(
+                Text(change.action.value, style=_ACTION_STYLE[change.action]),
+                data(change.message),
+                Text(f"{change.state_before or '-'} -> {change.state}"),
+                Text(
+                    f"{'-' if change.count_before is None else change.count_before}"
+                    f" -> {change.count}"
+                ),
+                data(change.sys_id or "(new)"),
+            )
+        if not changes:
+            table.add_row("", Text("nothing to change", style="green"), "", "", "")
+        return table
+
+    def summary(self, outcome: Outcome, *, applied: bool) -> Text:
+        plan = outcome.plan
+        counts = ", ".join(
+            f"{len(plan.of(action))} to {action.value}"
+            for action in (Action.CREATE, Action.UPDATE, Action.RESOLVE)
+        )
+        findings = len(outcome.evaluation.findings)
+        tail = (
+            "applied."
+            if applied
+            else "dry run: nothing written (use --apply to write)."
+            if plan.changes
+            else "nothing to write."
+        )
+        return Text.assemble(
+            (f"{findings} finding{'s' if findings != 1 else ''}", "bold"),
+            f"; {counts}; {tail}",
+        )
+
+    def partial_write(self, exc: PartialWrite) -> None:
+        """On stderr: which changes of an interrupted write-back were applied and which not."""
+        table = Table(title="Write-back stopped part-way", title_justify="left")
+        for column in ("Result", "Action", "Message", "sys_id"):
+            table.add_column(column, overflow="fold")
+        rows = [("applied", change) for change in exc.applied]
+        rows += [
+            ("failed" if position == 0 else "not attempted", change)
+            for position, change in enumerate(exc.not_applied)
+        ]
+        for result, change in rows:
+            if isinstance(change, Change):
+                table.add_row(
+                    Text(result, style="green" if result == "applied" else "red"),
+                    change.action.value,
+                    data(change.message),
+                    data(change.sys_id or "(new)"),
+                )
+        self.err.print(table)
+
+    # Debug ---------------------------------------------------------------------------------
+
+    def debug(self, outcome: Outcome, level: int, console: Console | None = None) -> None:
+        """Level 1: the size of every set; level 2: every member and each user's conditions."""
+        console = console or self.err
+        sets = outcome.evaluation.sets
+        attempts = outcome.evaluation.last_attempts
+        named: list[tuple[str, Iterable[str]]] = [
+            ("role users (active, mid_server)", sets.role_users),
+            ("configured users (mid.instance.username)", sets.configured_users),
+            ("down MID Servers", sets.down_mids.values()),
+            ("down users (n >= 1)", sets.down_users),
+            ("role-not-configured users", sets.role_not_configured),
+            (
+                "candidates with a login attempt in window",
+                [user for user, event in attempts.items() if event is not None],
+            ),
+            (
+                "candidates with no login attempt in window",
+                [user for user, event in attempts.items() if event is None],
+            ),
+        ]
+        counts = Table(title="Sets", title_justify="left")
+        counts.add_column("Set")
+        counts.add_column("Count", justify="right")
+        if level >= 2:
+            counts.add_column("Members", overflow="fold")
+        for label, members in named:
+            listed = sorted(members)
+            row = [Text(label), Text(str(len(listed)))]
+            if level >= 2:
+                row.append(data(", ".join(listed)))
+            counts.add_row(*row)
+        console.print(counts)
+        if level < 2:
+            return
+        traces = outcome.evaluation.traces
+        if not traces:
+            return
+        table = Table(title="Conditions per user", title_justify="left")
+        table.add_column("User", overflow="fold")
+        for condition in traces[0].conditions:
+            table.add_column(condition.name, overflow="fold")
+        table.add_column("Rule")
+        for trace in traces:
+            table.add_row(
+                data(trace.user, "bold"),
+                *(data(condition.result) for condition in trace.conditions),
+                Text(trace.rule or "-", style="cyan" if trace.rule else "dim"),
+            )
+        console.print(table)
+
+    # JSON ----------------------------------------------------------------------------------
+
+    def json(self, outcome: Outcome, *, applied: bool) -> None:
+        """One JSON document on stdout (SPEC section 5)."""
+        self.out.file.write(json.dumps(to_json(outcome, applied=applied), indent=2) + "\n")
+        self.out.file.flush()
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    return {
+        "action": change.action.value,
+        "sys_id": change.sys_id,
+        "message": change.message,
+        "state": change.state,
+        "count": change.count,
+        "state_before": change.state_before,
+        "count_before": change.count_before,
+    }
+
+
+def to_json(outcome: Outcome, *, applied: bool) -> dict[str, Any]:
+    """The JSON contract of SPEC section 5."""
+    window = outcome.evaluation.window
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "instance": outcome.instance,
+        "now": format_time(window.now),
+        "since": format_time(window.since),
+        "window_seconds": int(window.length.total_seconds()),
+        "source": outcome.source,
+        "findings": [
+            {
+                "rule": finding.rule,
+                "user": finding.user,
+                "message": finding.message,
+                "domain": finding.domain,
+                "down_mid_servers": list(finding.down_mid_servers),
+                "notes": list(finding.notes),
+            }
+            for finding in outcome.evaluation.findings
+        ],
+        "changes": [change_json(change) for change in outcome.plan.changes],
+        "applied": applied,
+    }
