@@ -1,0 +1,208 @@
+"""Pull one snapshot of the seven tables a check reads, in as few requests as careful allows.
+
+The reads, in order:
+
+1. ``sys_user_role``: the mid_server and soap_script roles. Its answer's Date header
+   is the instance's ``now``; ``since = now - window - 60 s``.
+2. ``sys_user_has_role``: who holds those roles, dot-walking to the holders' user
+   records, so that the role holders' ``sys_user`` rows come in the same pass.
+3. ``ecc_agent_config``: every ``mid.instance.username`` association.
+4. ``ecc_agent``: the MID Servers that are Down.
+5. ``sys_user``: configured user names not already known from 2, by chunks of names.
+6. ``sysevent``: the login events of the window for the users the rules ask about
+   (``rules.event_candidates``), one query per chunk of names, not one per user.
+7. ``ecc_agent_issue``: the open issues of our source.
+
+Reads 2, 3, 4 and 7 depend on nothing but read 1, so they may later run concurrently.
+
+Requests made by one check, with P the page size and, for each query, T its number of
+matching rows (``X-Total-Count``, counted before ACLs)::
+
+    pages(T) = max(1, ceil(T / P))
+    R = pages(T_roles)                                            # 1
+      + pages(T_grants)            (0 if no role was found)       # 2
+      + pages(T_associations)                                     # 3
+      + pages(T_down_mids)                                        # 4
+      + sum over name chunks c of pages(T_users(c))               # 5
+      + sum over candidate chunks c of pages(T_events(c))         # 6
+      + pages(T_open_issues)                                      # 7
+
+Name chunks pack sorted names into IN lists of at most ``QUERY_BUDGET`` URL-encoded
+characters, so their number is about ceil(sum(len(encoded name) + 3) / QUERY_BUDGET);
+there are none when every configured user is a role holder (5) or when no user is a
+candidate (6). With every table under P rows and at most one chunk each, a check makes
+5 to 7 requests. Retries add one request each. Applying a plan adds one request per
+change, plus one look-up read before each retried create.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from snowcheck.errors import InstanceError
+from snowcheck.instance import Instance
+from snowcheck.query import and_, chunk_in, eq, in_
+from snowcheck.records import (
+    CONFIG_TABLE,
+    EVENT_TABLE,
+    ISSUE_TABLE,
+    MID_TABLE,
+    ROLE_TABLE,
+    USER_ROLE_TABLE,
+    USER_TABLE,
+    Inventory,
+    Snapshot,
+    format_time,
+)
+from snowcheck.rules import event_candidates
+
+ROLE_NAMES = ("mid_server", "soap_script")
+SCHEDULING_MARGIN = timedelta(seconds=60)
+"""The instance job's one-minute scheduling margin, added to the window."""
+QUERY_BUDGET = 4000
+"""URL-encoded characters allowed for one IN list of names; keeps URLs well under 8 KB."""
+LOGIN_EVENTS = ("login", "login.failed", "login.authorization.failed")
+
+ROLE_FIELDS = ("sys_id", "name")
+USER_FIELDS = ("sys_id", "user_name", "active", "sys_domain", "locked_out")
+GRANT_FIELDS = ("sys_id", "user", "role", *(f"user.{field}" for field in USER_FIELDS[1:]))
+CONFIG_FIELDS = ("sys_id", "ecc_agent", "param_name", "value", "sys_domain")
+MID_FIELDS = ("sys_id", "name", "status", "last_refreshed")
+EVENT_FIELDS = ("sys_id", "name", "parm1", "parm2", "sys_created_on")
+ISSUE_FIELDS = (
+    "sys_id",
+    "message",
+    "source",
+    "state",
+    "count",
+    "last_detected",
+    "mid_server",
+    "sys_domain",
+    "sys_updated_on",
+)
+
+Rows = list[dict[str, Any]]
+
+
+def read_roles(instance: Instance) -> Rows:
+    """Read 1: the mid_server and soap_script roles."""
+    return instance.fetch(ROLE_TABLE, in_("name", ROLE_NAMES), ROLE_FIELDS)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):  # a reference left as {link, value}
+        value = value.get("value", "")
+    return value if isinstance(value, str) else ""
+
+
+def read_role_holders(instance: Instance, roles: Sequence[dict[str, Any]]) -> tuple[Rows, Rows]:
+    """Read 2: the grants of ``roles`` and, from their dot-walked fields, the holders' users.
+
+    A grant whose user fields came back empty (a dangling reference, or fields hidden
+    by an ACL) gives no user row.
+    """
+    role_ids = sorted({_text(role.get("sys_id")) for role in roles} - {""})
+    if not role_ids:
+        return [], []
+    grants: Rows = []
+    users: dict[str, dict[str, Any]] = {}
+    for row in instance.fetch(USER_ROLE_TABLE, in_("role", role_ids), GRANT_FIELDS):
+        user_id = _text(row.get("user"))
+        grants.append({"sys_id": row.get("sys_id", ""), "user": user_id, "role": row.get("role")})
+        user_name = _text(row.get("user.user_name"))
+        if not user_id or not user_name or row.get("user.active") not in ("true", "false"):
+            continue
+        user: dict[str, Any] = {"sys_id": user_id, "user_name": user_name}
+        for field in USER_FIELDS[2:]:
+            if f"user.{field}" in row:
+                user[field] = _text(row[f"user.{field}"])
+        user["active"] = row["user.active"]
+        users.setdefault(user_id, user)
+    return grants, list(users.values())
+
+
+def read_associations(instance: Instance) -> Rows:
+    """Read 3: every mid.instance.username association row."""
+    return instance.fetch(CONFIG_TABLE, eq("param_name", "mid.instance.username"), CONFIG_FIELDS)
+
+
+def read_down_mids(instance: Instance) -> Rows:
+    """Read 4: the MID Servers whose status is Down."""
+    return instance.fetch(MID_TABLE, eq("status", "Down"), MID_FIELDS)
+
+
+def read_users(instance: Instance, user_names: Iterable[str], *, budget: int) -> Rows:
+    """Read 5: the sys_user rows of ``user_names``, one query per chunk of names."""
+    users: dict[str, dict[str, Any]] = {}
+    for names in chunk_in("user_name", user_names, budget):
+        for row in instance.fetch(USER_TABLE, names, USER_FIELDS):
+            users.setdefault(_text(row.get("sys_id")), row)
+    return list(users.values())
+
+
+def read_events(
+    instance: Instance,
+    user_names: Iterable[str],
+    *,
+    since: datetime,
+    now: datetime,
+    budget: int,
+) -> Rows:
+    """Read 6: login events in ``(since, now]`` about ``user_names``, one query per chunk."""
+    window = and_(
+        in_("name", LOGIN_EVENTS),
+        f"sys_created_on>{format_time(since)}",
+        f"sys_created_on<={format_time(now)}",
+    )
+    events: dict[str, dict[str, Any]] = {}
+    unkeyed: Rows = []
+    for names in chunk_in("parm1", user_names, budget):
+        for row in instance.fetch(EVENT_TABLE, and_(window, names), EVENT_FIELDS):
+            sys_id = _text(row.get("sys_id"))
+            # The database may match names case-insensitively: one event can answer two chunks.
+            if sys_id:
+                events.setdefault(sys_id, row)
+            else:
+                unkeyed.append(row)
+    return [*events.values(), *unkeyed]
+
+
+def read_open_issues(instance: Instance, source: str) -> Rows:
+    """Read 7: the open ecc_agent_issue records of ``source``."""
+    return instance.fetch(ISSUE_TABLE, and_(eq("source", source), "state!=resolved"), ISSUE_FIELDS)
+
+
+def pull_snapshot(
+    instance: Instance, *, window: timedelta, source: str, budget: int = QUERY_BUDGET
+) -> Snapshot:
+    """Read everything one check needs; any failure raises, so nothing is written after it."""
+    roles = read_roles(instance)
+    if instance.now is None:
+        raise InstanceError("the instance's clock is unknown: no answer was read", table=ROLE_TABLE)
+    now = instance.now
+    since = now - window - SCHEDULING_MARGIN
+
+    # Independent of each other (they need only read 1): candidates for concurrent reads.
+    grants, holders = read_role_holders(instance, roles)
+    associations = read_associations(instance)
+    down_mids = read_down_mids(instance)
+
+    known = {row["user_name"] for row in holders}
+    configured = {_text(row.get("value")) for row in associations}
+    fetched = read_users(instance, sorted(configured - known), budget=budget)
+    holder_ids = {row["sys_id"] for row in holders}
+    users = holders + [row for row in fetched if _text(row.get("sys_id")) not in holder_ids]
+
+    tables: dict[str, Rows] = {
+        ROLE_TABLE: roles,
+        USER_ROLE_TABLE: grants,
+        USER_TABLE: users,
+        CONFIG_TABLE: associations,
+        MID_TABLE: down_mids,
+    }
+    candidates = event_candidates(Inventory.from_tables(tables))
+    tables[EVENT_TABLE] = read_events(instance, candidates, since=since, now=now, budget=budget)
+    tables[ISSUE_TABLE] = read_open_issues(instance, source)
+    return Snapshot(now=now, tables=tables, clock_source=instance.clock_source)

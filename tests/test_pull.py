@@ -1,0 +1,352 @@
+"""pull_snapshot against a `responses` mock: which requests, with which queries, and how many."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import responses
+
+from snowcheck import pull
+from snowcheck.connection import Connection
+from snowcheck.errors import DataError, InstanceError
+from snowcheck.instance import Instance
+from snowcheck.pull import pull_snapshot
+from snowcheck.query import chunk_in
+from snowcheck.records import Inventory
+
+BASE = "https://dev1.service-now.com"
+API = f"{BASE}/api/now/table"
+DATE = "Wed, 01 May 2024 11:59:20 GMT"
+WINDOW = timedelta(hours=4)
+LOGINS = "nameINlogin,login.failed,login.authorization.failed"
+TABLE_NAMES = (
+    "sys_user_role",
+    "sys_user_has_role",
+    "ecc_agent_config",
+    "ecc_agent",
+    "sys_user",
+    "sysevent",
+    "ecc_agent_issue",
+)
+
+
+def _user(sys_id: str, name: str, active: str = "true") -> dict[str, str]:
+    return {
+        "user": sys_id,
+        "user.user_name": name,
+        "user.active": active,
+        "user.sys_domain": "global",
+        "user.locked_out": "false",
+    }
+
+
+def scenario() -> dict[str, list[dict[str, Any]]]:
+    return {
+        "sys_user_role": [
+            {"sys_id": "r_mid", "name": "mid_server"},
+            {"sys_id": "r_soap", "name": "soap_script"},
+        ],
+        "sys_user_has_role": [
+            {"sys_id": "g1", "role": "r_mid", **_user("u1", "mid.one")},
+            {"sys_id": "g2", "role": "r_soap", **_user("u1", "mid.one")},
+            {"sys_id": "g3", "role": "r_mid", **_user("u2", "a,b", active="false")},
+            # A grant whose user is gone: its dot-walked fields come back empty.
+            {"sys_id": "g4", "role": "r_mid", **_user("u9", ""), "user.active": ""},
+        ],
+        "ecc_agent_config": [
+            {
+                "sys_id": "c1",
+                "ecc_agent": "m1",
+                "param_name": "mid.instance.username",
+                "value": "mid.one",
+                "sys_domain": "global",
+            },
+            {
+                "sys_id": "c2",
+                "ecc_agent": "m1",
+                "param_name": "mid.instance.username",
+                "value": "cfg^user",
+                "sys_domain": "global",
+            },
+        ],
+        "ecc_agent": [
+            {"sys_id": "m1", "name": "MID 1", "status": "Down", "last_refreshed": ""},
+        ],
+        "sys_user": [
+            {
+                "sys_id": "u3",
+                "user_name": "cfg^user",
+                "active": "true",
+                "sys_domain": "global",
+                "locked_out": "false",
+            },
+        ],
+        "sysevent": [
+            {
+                "sys_id": "e1",
+                "name": "login.failed",
+                "parm1": "mid.one",
+                "parm2": "",
+                "sys_created_on": "2024-05-01 11:00:00",
+            },
+        ],
+        "ecc_agent_issue": [
+            {
+                "sys_id": "i1",
+                "message": "old",
+                "source": "MIDUserConnectivity",
+                "state": "new",
+                "count": "1",
+                "last_detected": "2024-05-01 08:00:00",
+                "mid_server": "",
+                "sys_domain": "global",
+                "sys_updated_on": "2024-05-01 08:00:00",
+            },
+        ],
+    }
+
+
+class FakeTables:
+    """Serves each table's rows, paged by sysparm_offset/limit, whatever the query asks."""
+
+    def __init__(self, mock: responses.RequestsMock, tables: dict[str, list[dict[str, Any]]]):
+        self.tables = tables
+        self.mock = mock
+        for table in TABLE_NAMES:
+            mock.add_callback("GET", f"{API}/{table}", callback=self.answer)
+
+    def answer(self, request: Any) -> tuple[int, dict[str, str], str]:
+        table = urlsplit(request.url).path.rsplit("/", 1)[1]
+        query = dict(parse_qsl(urlsplit(request.url).query))
+        offset, limit = int(query["sysparm_offset"]), int(query["sysparm_limit"])
+        rows = self.tables.get(table, [])
+        headers = {"X-Total-Count": str(len(rows)), "Date": DATE}
+        return 200, headers, json.dumps({"result": rows[offset : offset + limit]})
+
+    def queries(self) -> list[tuple[str, str]]:
+        return [
+            (
+                urlsplit(call.request.url).path.rsplit("/", 1)[1],
+                dict(parse_qsl(urlsplit(call.request.url).query))["sysparm_query"],
+            )
+            for call in self.mock.calls
+        ]
+
+
+@pytest.fixture
+def mock() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+
+
+def make_instance(page_size: int = 10000) -> Instance:
+    connection = Connection(
+        base_url=BASE, user="checker", password="pw-secret", page_size=page_size
+    )
+    return Instance(connection, sleep=lambda _: None, attempts=2)
+
+
+def stub_candidates(monkeypatch: pytest.MonkeyPatch, names: set[str]) -> list[Inventory]:
+    seen: list[Inventory] = []
+
+    def candidates(inventory: Inventory) -> set[str]:
+        seen.append(inventory)
+        return names
+
+    monkeypatch.setattr(pull, "event_candidates", candidates)
+    return seen
+
+
+def test_pull_reads_seven_tables_in_seven_requests(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeTables(mock, scenario())
+    seen = stub_candidates(monkeypatch, {"mid.one", "a,b", "cfg^user"})
+
+    snapshot = pull_snapshot(make_instance(), window=WINDOW, source="MIDUserConnectivity")
+
+    assert fake.queries() == [
+        ("sys_user_role", "nameINmid_server,soap_script^ORDERBYsys_id"),
+        ("sys_user_has_role", "roleINr_mid,r_soap^ORDERBYsys_id"),
+        ("ecc_agent_config", "param_name=mid.instance.username^ORDERBYsys_id"),
+        ("ecc_agent", "status=Down^ORDERBYsys_id"),
+        # mid.one is known from the role grants; only cfg^user is asked for.
+        ("sys_user", "user_nameINcfg^^user^ORDERBYsys_id"),
+        (
+            "sysevent",
+            f"{LOGINS}^sys_created_on>2024-05-01 07:58:20^sys_created_on<=2024-05-01 11:59:20"
+            "^parm1INcfg^^user,mid.one^ORparm1=a,b^ORDERBYsys_id",
+        ),
+        ("ecc_agent_issue", "source=MIDUserConnectivity^state!=resolved^ORDERBYsys_id"),
+    ]
+    fields = dict(parse_qsl(urlsplit(mock.calls[1].request.url).query))["sysparm_fields"]
+    assert fields == ("sys_id,user,role,user.user_name,user.active,user.sys_domain,user.locked_out")
+
+    assert snapshot.now == datetime(2024, 5, 1, 11, 59, 20, tzinfo=UTC)
+    assert snapshot.clock_source == "instance"
+    assert set(snapshot.tables) == set(TABLE_NAMES)
+    assert snapshot.tables["sys_user"] == [
+        {
+            "sys_id": "u1",
+            "user_name": "mid.one",
+            "active": "true",
+            "sys_domain": "global",
+            "locked_out": "false",
+        },
+        {
+            "sys_id": "u2",
+            "user_name": "a,b",
+            "active": "false",
+            "sys_domain": "global",
+            "locked_out": "false",
+        },
+        scenario()["sys_user"][0],
+    ]
+    assert snapshot.tables["sys_user_has_role"][0] == {
+        "sys_id": "g1",
+        "user": "u1",
+        "role": "r_mid",
+    }
+    assert len(snapshot.tables["sys_user_has_role"]) == 4
+    assert [row["sys_id"] for row in snapshot.tables["sysevent"]] == ["e1"]
+    # The rules were asked for candidates from the tables pulled so far, without events.
+    assert len(seen[0].users) == 3 and seen[0].events == () and seen[0].issues == ()
+    Inventory.from_tables(snapshot.tables)  # the snapshot converts cleanly
+
+
+def test_real_rules_choose_the_event_candidates(mock: responses.RequestsMock) -> None:
+    fake = FakeTables(mock, scenario())
+    pull_snapshot(make_instance(), window=WINDOW, source="MIDUserConnectivity")
+    events = [query for table, query in fake.queries() if table == "sysevent"]
+    assert len(events) == 1
+    assert "mid.one" in events[0]  # configured on a down MID
+
+
+def test_reads_that_are_not_needed_are_skipped(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = scenario()
+    tables["sys_user_role"] = []
+    tables["ecc_agent_config"] = []
+    fake = FakeTables(mock, tables)
+    stub_candidates(monkeypatch, set())
+    snapshot = pull_snapshot(make_instance(), window=WINDOW, source="S")
+    assert [table for table, _ in fake.queries()] == [
+        "sys_user_role",
+        "ecc_agent_config",
+        "ecc_agent",
+        "ecc_agent_issue",
+    ]
+    assert snapshot.tables["sysevent"] == [] and snapshot.tables["sys_user"] == []
+
+
+def test_events_come_in_one_request_per_chunk_of_names(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeTables(mock, scenario())
+    names = {f"user{i:02}" for i in range(50)}
+    stub_candidates(monkeypatch, names)
+    # Each chunk: "parm1IN" (7) + 6 per name + 3 per "%2C": 21 names fit 200 characters.
+    pull_snapshot(make_instance(), window=WINDOW, source="S", budget=200)
+    events = [query for table, query in fake.queries() if table == "sysevent"]
+    assert len(events) == 3 == len(list(chunk_in("parm1", names, 200)))
+    asked = [
+        name
+        for query in events
+        for name in query.split("^parm1IN")[1].removesuffix("^ORDERBYsys_id").split(",")
+    ]
+    assert sorted(asked) == sorted(names)
+
+
+def test_request_count_follows_the_formula(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = scenario()
+    tables["sys_user_has_role"] = [
+        {"sys_id": f"g{i}", "role": "r_mid", **_user(f"u{i}", f"name{i}")} for i in range(5)
+    ]
+    tables["ecc_agent_issue"] = []
+    fake = FakeTables(mock, tables)
+    stub_candidates(monkeypatch, {"name1", "x"})
+    page_size = 2
+
+    def pages(rows: int) -> int:
+        return max(1, math.ceil(rows / page_size))
+
+    pull_snapshot(make_instance(page_size=page_size), window=WINDOW, source="S")
+
+    expected = (
+        pages(2)  # roles
+        + pages(5)  # grants
+        + pages(2)  # associations
+        + pages(1)  # down MIDs
+        + pages(1)  # one chunk of configured names not among the holders
+        + pages(1)  # one chunk of candidates
+        + pages(0)  # open issues
+    )
+    assert len(fake.queries()) == expected == 9
+
+
+def test_a_failed_pull_raises_and_nothing_is_written(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    FakeTables(mock, scenario())
+    stub_candidates(monkeypatch, {"mid.one"})
+    mock.replace("GET", f"{API}/sysevent", status=403, json={"error": {"message": "ACL"}})
+    with pytest.raises(InstanceError, match="read access to sysevent denied"):
+        pull_snapshot(make_instance(), window=WINDOW, source="S")
+    assert {call.request.method for call in mock.calls} == {"GET"}
+
+
+def test_a_pull_failing_on_a_later_page_raises(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = scenario()
+    tables["ecc_agent_issue"] = tables["ecc_agent_issue"] * 3
+    for index, row in enumerate(tables["ecc_agent_issue"]):
+        tables["ecc_agent_issue"][index] = {**row, "sys_id": f"i{index}"}
+    fake = FakeTables(mock, tables)
+    stub_candidates(monkeypatch, set())
+    answered: list[int] = []
+
+    def flaky(request: Any) -> tuple[int, dict[str, str], str]:
+        answered.append(1)
+        if len(answered) > 1:
+            return 503, {}, ""
+        return fake.answer(request)
+
+    mock.replace(responses.CallbackResponse("GET", f"{API}/ecc_agent_issue", callback=flaky))
+    with pytest.raises(InstanceError, match="unavailable"):
+        pull_snapshot(make_instance(page_size=2), window=WINDOW, source="S")
+    assert {call.request.method for call in mock.calls} == {"GET"}
+
+
+def test_bad_rows_stop_the_pull_before_the_events(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = scenario()
+    tables["ecc_agent"] = [{"name": "no sys_id", "status": "Down"}]
+    fake = FakeTables(mock, tables)
+    monkeypatch.setattr(pull, "event_candidates", lambda inventory: set())
+    with pytest.raises(DataError, match="ecc_agent"):
+        pull_snapshot(make_instance(), window=WINDOW, source="S")
+    assert "sysevent" not in [table for table, _ in fake.queries()]
+
+
+def test_progress_is_reported_per_table(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    FakeTables(mock, scenario())
+    stub_candidates(monkeypatch, set())
+    instance = make_instance()
+    told: list[tuple[str, int, int | None]] = []
+    instance.progress = lambda table, count, total: told.append((table, count, total))
+    pull_snapshot(instance, window=WINDOW, source="S")
+    assert told[0] == ("sys_user_role", 2, 2)
+    assert ("ecc_agent_issue", 1, 1) in told
