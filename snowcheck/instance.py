@@ -28,6 +28,7 @@ import pysnow
 import requests
 import tenacity
 
+from snowcheck import __version__
 from snowcheck.connection import Connection
 from snowcheck.errors import InstanceError, PartialWrite
 from snowcheck.plan import Action, Change, Plan
@@ -218,6 +219,8 @@ class Instance:
         self._client = pysnow.Client(
             host=connection.host, use_ssl=connection.use_ssl, session=session
         )
+        # pysnow sets "User-Agent: pysnow"; say who is calling, for the instance's logs.
+        session.headers["User-Agent"] = f"snowcheck/{__version__} (pysnow)"
 
     def __repr__(self) -> str:
         return f"Instance({self.connection.base_url!r}, user={self.connection.user!r})"

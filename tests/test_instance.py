@@ -482,7 +482,10 @@ def test_debug_log_names_method_url_and_status_and_no_secret(
         m.startswith(f"GET {API}/sysevent?") and m.endswith("-> 503 (0 bytes)") for m in mine
     )
     assert any("retrying" in m for m in mine)
-    assert mock.calls[0].request.headers["Authorization"] == f"Basic {TOKEN}"  # really sent
+    headers = mock.calls[0].request.headers
+    assert headers["Authorization"] == f"Basic {TOKEN}"  # really sent, never logged
+    assert headers["User-Agent"].startswith("snowcheck/")
+    assert headers["Accept"] == "application/json"
     _assert_no_secret("", caplog, instance)
 
 
