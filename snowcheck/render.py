@@ -183,6 +183,36 @@ class Terminal:
                 )
         self.err.print(table)
 
+    def profiles(self, results: Sequence[Any]) -> None:
+        """One summary table for --all-profiles (cli.ProfileResult values)."""
+        table = Table(title="Profiles", title_justify="left")
+        for column in ("Profile", "Instance", "Findings", "Create", "Update", "Resolve", "Result"):
+            table.add_column(column, overflow="fold")
+        for result in results:
+            if result.outcome is None:
+                table.add_row(
+                    data(result.name),
+                    data(result.instance),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    data(result.error or "", "red" if result.code else "yellow"),
+                )
+                continue
+            plan = result.outcome.plan
+            table.add_row(
+                data(result.name),
+                data(result.instance),
+                str(len(result.outcome.evaluation.findings)),
+                *(
+                    str(len(plan.of(action)))
+                    for action in (Action.CREATE, Action.UPDATE, Action.RESOLVE)
+                ),
+                Text("applied" if result.applied else "dry run", style="green"),
+            )
+        self.out.print(table)
+
     # Debug ---------------------------------------------------------------------------------
 
     def debug(self, outcome: Outcome, level: int, console: Console | None = None) -> None:

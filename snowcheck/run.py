@@ -1,0 +1,75 @@
+"""One check against a live instance: pull, assess, and (only when asked and safe) apply."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from snowcheck.check import Outcome, assess
+from snowcheck.instance import Instance
+from snowcheck.plan import Action, Change
+from snowcheck.pull import pull_snapshot
+
+log = logging.getLogger("snowcheck")
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """The check's own settings once command line, environment and file are merged."""
+
+    window: timedelta
+    source: str
+    messages: str
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a live check produced; ``applied`` is None for a dry run."""
+
+    outcome: Outcome
+    applied: tuple[Change, ...] | None
+
+
+def live_check(
+    instance: Instance,
+    settings: CheckSettings,
+    *,
+    apply: bool,
+    force: bool,
+    warn: Callable[[str], None],
+    on_change: Callable[[Change], None] | None = None,
+) -> Checked:
+    """Pull everything, plan, and apply only after every read completed and the plan is safe."""
+    base_url = instance.connection.base_url
+    log.info(
+        "check of %s started (window %s, source %s)", base_url, settings.window, settings.source
+    )
+    snapshot = pull_snapshot(instance, window=settings.window, source=settings.source)
+    if snapshot.clock_source == "local":
+        warn("the instance sent no usable Date header: using the local clock as 'now'")
+    outcome = assess(
+        snapshot,
+        instance=base_url,
+        window=settings.window,
+        source=settings.source,
+        messages=settings.messages,
+    )
+    for warning in outcome.plan.warnings:
+        warn(warning)
+    plan = outcome.plan
+    log.info(
+        "%d findings; plan: %d create, %d update, %d resolve (%d requests so far)",
+        len(outcome.evaluation.findings),
+        len(plan.of(Action.CREATE)),
+        len(plan.of(Action.UPDATE)),
+        len(plan.of(Action.RESOLVE)),
+        instance.requests_made,
+    )
+    if not apply:
+        return Checked(outcome, None)
+    plan.raise_if_unsafe(saw_mid_users=outcome.evaluation.saw_mid_users, force=force)
+    applied = instance.apply(plan, on_change=on_change)
+    log.info("applied %d changes to ecc_agent_issue", len(applied))
+    return Checked(outcome, applied)
