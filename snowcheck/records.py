@@ -85,8 +85,8 @@ class _Reader:
         value = self._raw(field, required)
         if isinstance(value, str):
             return value
-        if isinstance(value, Mapping) and isinstance(value.get("value", ""), str):
-            return str(value.get("value", ""))
+        if isinstance(value, Mapping) and isinstance(value.get("value"), str):
+            return str(value["value"])
         raise self.fail(field, "should be a sys_id or a {link, value} reference")
 
     def boolean(self, field: str, *, required: bool = True, default: bool = False) -> bool:

@@ -132,7 +132,9 @@ class Window:
         return self.since < moment <= self.now
 
 
-_WINDOW = re.compile(r"\s*(\d+)\s*(ms|h|m|s)?\s*")
+_WINDOW = re.compile(r"\s*([0-9]+)\s*(ms|h|m|s)?\s*")
+MAX_WINDOW = timedelta(days=31)
+"""sysevent keeps about a week; a longer window only hides typos (and overflows dates)."""
 
 
 def parse_window(text: str) -> timedelta:
@@ -144,8 +146,12 @@ def parse_window(text: str) -> timedelta:
             "or milliseconds such as 14400000"
         )
     amount, unit = int(match.group(1)), match.group(2) or "ms"
-    seconds = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}[unit]
-    return timedelta(seconds=amount * seconds)
+    seconds = amount * {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}[unit]
+    if seconds > MAX_WINDOW.total_seconds():
+        raise ConfigError(
+            f"invalid window {text!r}: at most {MAX_WINDOW.days} days (sysevent keeps about a week)"
+        )
+    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)

@@ -519,11 +519,6 @@ def test_bad_row(table: str, row: Any, sys_id: str, field: str, message: str) ->
     assert str(error) == message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _Reader.reference accepts a {link, value} object without 'value' as an empty "
-    "reference, so a malformed required reference passes silently instead of a DataError",
-)
 def test_link_object_without_value_is_malformed() -> None:
     row = {"sys_id": "g1", "user": {"link": f"{LINK}/sys_user/u1"}, "role": "r1"}
     with pytest.raises(DataError) as raised:
