@@ -107,12 +107,21 @@ def select_profile(file_config: Mapping[str, Any], name: str | None) -> dict[str
     return merged
 
 
-def check_settings(args: argparse.Namespace, profile: Mapping[str, Any]) -> CheckSettings:
+def check_settings(
+    args: argparse.Namespace, profile: Mapping[str, Any], terminal: Terminal
+) -> CheckSettings:
+    """The check's settings, command line first; warns of a window under the heartbeat."""
+
     def pick(cli: Any, key: str, default: Any) -> Any:
         return cli if cli is not None else profile.get(key, default)
 
     window_text = pick(args.window, "window", None)
     window = parse_window(str(window_text)) if window_text is not None else DEFAULT_WINDOW
+    if window < HEARTBEAT:
+        terminal.warn(
+            f"window {window} is shorter than the MID Server heartbeat interval "
+            "(5 minutes): MID Servers may look down or silent when they are not"
+        )
     messages = str(pick(args.messages, "messages", "docs"))
     if messages not in CHOICES:
         raise ConfigError(f"unknown message set {messages!r}: choose one of {', '.join(CHOICES)}")
@@ -182,12 +191,7 @@ def _live(
     from snowcheck.locking import InstanceLock, default_lock_path
     from snowcheck.run import live_check
 
-    settings = check_settings(args, profile)
-    if settings.window < HEARTBEAT:
-        terminal.warn(
-            f"window {settings.window} is shorter than the MID Server heartbeat interval "
-            "(5 minutes): MID Servers may look down or silent when they are not"
-        )
+    settings = check_settings(args, profile, terminal)
     if args.apply and profile.get("apply", True) is False:
         raise ConfigError(
             f"profile {profile_name!r} does not allow --apply (apply = false in the config)"
@@ -232,12 +236,7 @@ def _live(
 def _offline(args: argparse.Namespace, terminal: Terminal) -> Outcome:
     if args.apply:
         raise ConfigError("--apply needs a live instance: a snapshot file cannot be written back")
-    settings = check_settings(args, {})
-    if settings.window < HEARTBEAT:
-        terminal.warn(
-            f"window {settings.window} is shorter than the MID Server heartbeat interval "
-            "(5 minutes): MID Servers may look down or silent when they are not"
-        )
+    settings = check_settings(args, {}, terminal)
     return assess(
         load_snapshot(args.snapshot),
         instance=args.snapshot,
@@ -384,9 +383,9 @@ def _run_profile(
 
         if isinstance(exc, LockHeld):
             return ProfileResult(name, record.instance_url, None, False, str(exc), EXIT_OK)
-        message = str(exc)
-        for secret in record.secrets:
-            message = message.replace(secret, "****")
+        from snowcheck.monitoring import redact
+
+        message = redact(str(exc), record.secrets)
         return ProfileResult(name, record.instance_url, None, False, message, exc.exit_code)
     return ProfileResult(name, record.instance_url, outcome, record.applied is not None, None, 0)
 
@@ -436,7 +435,7 @@ def run_doctor(args: argparse.Namespace, terminal: Terminal) -> int:
         ca_bundle=args.ca_bundle,
         profile=profile,
         prompt=_prompt(),
-        settings=check_settings(args, profile),
+        settings=check_settings(args, profile, terminal),
     )
     return EXIT_OK if ok else EXIT_FAILED
 

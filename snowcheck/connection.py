@@ -135,7 +135,10 @@ _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a TOML config file; relative password_file/ca_bundle are taken from its folder."""
+    """Read a TOML config file; relative password_file/ca_bundle are taken from its folder.
+
+    That holds at the top level and in each [instances.NAME] profile.
+    """
     where = Path(path)
     try:
         text = where.read_bytes().decode("utf-8")
@@ -156,10 +159,15 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
                 f"config file {where}, line {position.group(1)}: invalid TOML: {message}"
             ) from None
         raise ConfigError(f"config file {where}: invalid TOML: {message}") from None
-    for key in PATH_KEYS:
-        value = document.get(key)
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            document[key] = str(where.parent / value)
+    profiles = document.get("instances")
+    tables = [document, *(profiles.values() if isinstance(profiles, dict) else ())]
+    for table in tables:
+        if not isinstance(table, dict):
+            continue
+        for key in PATH_KEYS:
+            value = table.get(key)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                table[key] = str(where.parent / value)
     return document
 
 
