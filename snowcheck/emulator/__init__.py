@@ -1,0 +1,26 @@
+"""An embedded ServiceNow Table API emulator (standard library only) for tests and benchmarks.
+
+from snowcheck.emulator import Emulator, Scenario
+
+with Emulator(Scenario.load("scenario.json"), port=0) as emu:
+    emu.url                       # http://127.0.0.1:PORT
+    emu.faults.add(kind="status", status=429, retry_after=1, times=2)
+    emu.rows("ecc_agent_issue")
+"""
+
+from snowcheck.emulator.faults import Fault, Faults
+from snowcheck.emulator.runner import Emulator, serve
+from snowcheck.emulator.scenario import BatchConfig, Scenario, ScenarioError, UserAccess
+from snowcheck.emulator.server import LogEntry
+
+__all__ = [
+    "BatchConfig",
+    "Emulator",
+    "Fault",
+    "Faults",
+    "LogEntry",
+    "Scenario",
+    "ScenarioError",
+    "UserAccess",
+    "serve",
+]

@@ -1,0 +1,163 @@
+"""Run an emulated instance: in a background thread (`Emulator`) or in the foreground (`serve`)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+
+from snowcheck.emulator.api import TableApi
+from snowcheck.emulator.clock import Clock
+from snowcheck.emulator.faults import Faults
+from snowcheck.emulator.scenario import BatchConfig, Scenario
+from snowcheck.emulator.server import LOOPBACK, App, EmulatorHTTPServer, LogEntry, RequestLog
+from snowcheck.emulator.store import Store
+
+
+class Emulator:
+    """An emulated ServiceNow instance serving the Table API on 127.0.0.1.
+
+    Use as a context manager (or `start()` / `stop()`); `port=0` picks a free port. The rows,
+    log and clock stay readable after it stops.
+    """
+
+    def __init__(self, scenario: Scenario | None = None, *, port: int = 0) -> None:
+        scenario = scenario if scenario is not None else Scenario.empty()
+        self.scenario = scenario
+        self.clock = Clock(scenario.now)
+        self.store = Store(self.clock, scenario.references)
+        for table, rows in scenario.tables.items():
+            self.store.bulk_load(table, rows)
+        self.faults = Faults()
+        for fault in scenario.faults:
+            self.faults.add_fault(fault)
+        self.api = TableApi(
+            self.store, self.clock, scenario.users, self.faults, base_url="", batch=scenario.batch
+        )
+        self._requested_port = port
+        self._log = RequestLog()
+        self._stopping = threading.Event()
+        self._server: EmulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        """Bind 127.0.0.1:port and serve in a daemon thread; returns self."""
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        app = App(self.api, self.store, self.clock, self.faults, self._log, self._stopping)
+        self._stopping.clear()
+        server = EmulatorHTTPServer(self._requested_port, app)
+        self.api.base_url = f"http://{LOOPBACK}:{server.port}"
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"snowcheck-emulator-{server.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port (requests in progress are abandoned)."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()  # wakes handlers sleeping on latency or `slow` faults
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def wait(self) -> None:
+        """Block until `stop()` is called from another thread (or Ctrl-C)."""
+        while not self._stopping.wait(0.5):
+            pass
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- what tests use ----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running")
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:PORT`."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """The first scenario user's name and password (`admin` / `admin` by default)."""
+        name, access = next(iter(self.api.users.items()))
+        return name, access.password
+
+    @property
+    def latency(self) -> float:
+        """Seconds every `/api/` request waits before being served."""
+        return self.faults.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self.faults.latency = seconds
+
+    @property
+    def batch(self) -> BatchConfig:
+        """How the batch API behaves; assign a new `BatchConfig` to change it."""
+        return self.api.batch
+
+    @batch.setter
+    def batch(self, config: BatchConfig) -> None:
+        self.api.batch = config
+
+    @property
+    def log(self) -> list[LogEntry]:
+        """The request log (no headers, so never credentials)."""
+        return self._log.entries()
+
+    def clear_log(self) -> None:
+        """Forget the requests logged so far."""
+        self._log.clear()
+
+    def rows(self, table: str) -> list[dict[str, str]]:
+        """Every stored row of `table`, raw, in insertion order."""
+        return self.store.rows(table)
+
+    def load_rows(self, table: str, rows: Iterable[Mapping[str, object]]) -> int:
+        """Bulk-load rows (one transaction; fields created as seen); returns the count."""
+        return self.store.bulk_load(table, rows)
+
+
+def serve(scenario_path: str | None, port: int, *, latency: float = 0.0) -> None:
+    """Serve a scenario (or an empty instance) on 127.0.0.1:port until Ctrl-C.
+
+    Prints one line to stderr with the URL and the user name to log in with.
+    """
+    scenario = Scenario.load(scenario_path) if scenario_path else Scenario.empty()
+    emulator = Emulator(scenario, port=port)
+    emulator.latency = latency
+    with emulator:
+        user, _ = emulator.credentials
+        print(f"snowcheck emulator listening on {emulator.url} (user: {user})", file=sys.stderr)
+        sys.stderr.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            emulator.wait()
