@@ -1,0 +1,484 @@
+"""The password never leaks: not in argv, logs, error text, JSON, reprs or the emulator's log.
+
+The live checks run the CLI in-process against the bundled emulator on 127.0.0.1; the
+error cases craft answers with `responses`, some of which echo the password back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import pytest
+import requests
+import responses
+
+from snowcheck.cli import build_parser, main
+from snowcheck.connection import Connection, resolve_connection
+from snowcheck.emulator import Emulator, Scenario
+from snowcheck.errors import InstanceError
+from snowcheck.instance import Instance
+from snowcheck.render import Terminal
+
+DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
+USER = "mid.checker"
+PASSWORD = "Pa$$ w0rd/+%&=x^y"
+"""Spaces, URL-special and query-special characters: its encoded forms differ from it."""
+TOKEN = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+def forms(password: str = PASSWORD, user: str = USER) -> tuple[str, ...]:
+    """Every way the password could show up in text."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return (password, quote(password, safe=""), quote_plus(password, safe=""), token)
+
+
+def assert_clean(text: str, password: str = PASSWORD, user: str = USER) -> None:
+    for form in forms(password, user):
+        assert form not in text, f"{form!r} leaked into: {text!r}"
+    assert not re.search(r"Basic [A-Za-z0-9+/=]{8,}", text), text
+
+
+class Run:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+
+def run(*argv: str) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=300))
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in (
+        "SERVICENOW_INSTANCE",
+        "SERVICENOW_USERNAME",
+        "SERVICENOW_PASSWORD_FILE",
+        "SN_HOST",
+        "SN_USERNAME",
+        "SN_PASSWORD",
+        "SNOWCHECK_CONFIG",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SERVICENOW_PASSWORD", PASSWORD)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    document = json.loads(DEMO.read_text())
+    document["users"] = {USER: {"password": PASSWORD}}
+    with Emulator(Scenario.from_dict(document)) as emu:
+        yield emu
+
+
+# -- argv --------------------------------------------------------------------------------------
+
+
+def _option_strings(parser: Any) -> Iterator[str]:
+    for action in parser._actions:
+        yield from action.option_strings
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                yield from _option_strings(subparser)
+
+
+def test_no_command_line_option_takes_a_password() -> None:
+    options = set(_option_strings(build_parser()))
+    assert "--instance" in options
+    assert not [option for option in options if "pass" in option.lower()]
+
+
+@pytest.mark.parametrize("flag", ["--password", "--pass", "--passwd", "-p"])
+def test_a_password_flag_is_rejected_as_usage_error(
+    env: None, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["check", "--instance", "http://127.0.0.1:9", "--user", USER, flag, "hunter22"])
+    assert exited.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+# -- live runs: logs, output, the emulator's log ---------------------------------------------
+
+
+@pytest.mark.parametrize("output", ["table", "json", "nagios"])
+def test_a_live_applied_check_at_full_debug_leaks_nothing(
+    env: None,
+    emulator: Emulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    output: str,
+) -> None:
+    log_file = tmp_path / "snowcheck.log"
+    caplog.set_level(logging.DEBUG)
+    for name in ("urllib3", "urllib3.connectionpool", "requests", "snowcheck"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        result = run(
+            "check",
+            "--instance",
+            emulator.url,
+            "--user",
+            USER,
+            "--apply",
+            "--debug",
+            "2",
+            "--format",
+            output,
+            "--log-file",
+            str(log_file),
+        )
+    finally:
+        for name in ("urllib3", "urllib3.connectionpool", "requests", "snowcheck"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    assert result.code in (0, 1, 2), result.err  # nagios: WARNING/CRITICAL are fine
+    assert "Traceback" not in result.err
+    # The run really talked HTTP and logged at DEBUG, urllib3 included.
+    assert any(r.name.startswith("urllib3") for r in caplog.records)
+    assert any(
+        r.name == "snowcheck.instance" and r.levelno == logging.DEBUG for r in caplog.records
+    )
+    assert len(emulator.log) >= 5
+    assert_clean(result.out)
+    assert_clean(result.err)
+    assert_clean(caplog.text)
+    for record in caplog.records:
+        assert_clean(record.getMessage())
+    assert not re.search(r"authorization['\"]?\s*[:=]", caplog.text, re.IGNORECASE)
+    assert_clean(log_file.read_text())
+    assert_clean(json.dumps([entry.to_dict() for entry in emulator.log]))
+    assert all(entry.user == USER for entry in emulator.log)
+
+
+def test_the_emulator_control_log_endpoint_holds_no_credentials(
+    env: None, emulator: Emulator
+) -> None:
+    assert run("check", "--instance", emulator.url, "--user", USER).code == 0
+    answer = requests.get(f"{emulator.url}/__emulator/log", timeout=5)
+    assert answer.status_code == 200
+    assert answer.json()
+    assert_clean(answer.text)
+
+
+def test_wrong_password_error_names_the_user_not_the_password(
+    env: None, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    wrong = "Wr0ng pass^word%"
+    monkeypatch.setenv("SERVICENOW_PASSWORD", wrong)
+    log_file = tmp_path / "run.log"
+    result = run("check", "--instance", emulator.url, "--user", USER, "--log-file", str(log_file))
+    assert result.code == 1
+    assert "authentication as mid.checker failed" in result.err
+    for text in (result.out, result.err, log_file.read_text()):
+        assert_clean(text, wrong)
+        assert_clean(text)
+
+
+def test_permission_error_from_the_emulator_leaks_nothing(env: None, tmp_path: Path) -> None:
+    document = json.loads(DEMO.read_text())
+    document["users"] = {USER: {"password": PASSWORD, "deny_read": ["sysevent"]}}
+    with Emulator(Scenario.from_dict(document)) as emu:
+        result = run("check", "--instance", emu.url, "--user", USER, "--format", "nagios")
+    assert result.code == 3  # UNKNOWN
+    assert "read access to sysevent denied" in result.out
+    assert_clean(result.out + result.err)
+
+
+def test_connection_refused_error_leaks_nothing(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Instance, "_wait", lambda self, state: 0.0)  # retry without waiting
+    with Emulator() as emu:
+        url = emu.url
+    result = run("check", "--instance", url, "--user", USER, "--config", "/dev/null")
+    assert result.code == 1
+    assert "cannot connect to" in result.err
+    assert "Traceback" not in result.err
+    assert_clean(result.out + result.err)
+
+
+# -- reprs -------------------------------------------------------------------------------------
+
+
+def test_reprs_of_connection_and_instance_hide_the_password() -> None:
+    connection = Connection(base_url="https://acme.service-now.com", user=USER, password=PASSWORD)
+    with Instance(connection) as instance:
+        for text in (repr(connection), str(connection), repr(instance), str(instance)):
+            assert_clean(text)
+        assert_clean(repr(vars(instance).get("connection")))
+
+
+# -- error text with the password echoed back in odd places ---------------------------------
+
+API = "https://acme.service-now.com/api/now/table/sys_user_role"
+
+
+def _instance(password: str = PASSWORD) -> Instance:
+    connection = Connection(base_url="https://acme.service-now.com", user=USER, password=password)
+    return Instance(connection, attempts=2, sleep=lambda _: None)
+
+
+def _body(detail: str) -> dict[str, Any]:
+    return {"error": {"message": "Failure", "detail": detail}, "status": "failure"}
+
+
+ECHOES = {
+    "raw": f"bad password {PASSWORD} for {USER}",
+    "token": f"Authorization: Basic {TOKEN}",
+    "url-encoded": f"GET /login?user={USER}&password={quote_plus(PASSWORD)}",
+    "percent-encoded": f"credential {quote(PASSWORD, safe='')} rejected",
+    "at-start": f"{PASSWORD}",
+    "json-escaped": json.dumps({"password": PASSWORD}),
+}
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 500, 502, 503])
+@pytest.mark.parametrize("where", ["raw", "token", "at-start", "json-escaped"])
+def test_error_bodies_echoing_the_password_do_not_leak_it(
+    status: int, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with responses.RequestsMock() as mock, _instance() as instance:
+        mock.add("GET", API, status=status, json=_body(ECHOES[where]))
+        with pytest.raises(InstanceError) as caught:
+            instance.fetch("sys_user_role", "name=mid_server", ["sys_id"])
+    assert_clean(str(caught.value))
+    assert_clean(caplog.text)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: instance.Instance._scrub replaces only the raw password and the Basic token, "
+    "not the URL-encoded forms that monitoring.redact covers; an error body echoing a "
+    "login URL leaks quote_plus(password). Scrub with monitoring.redact's forms too",
+)
+@pytest.mark.parametrize("where", ["url-encoded", "percent-encoded"])
+def test_error_bodies_echoing_the_encoded_password_do_not_leak_it(where: str) -> None:
+    with responses.RequestsMock() as mock, _instance() as instance:
+        mock.add("GET", API, status=500, json=_body(ECHOES[where]))
+        with pytest.raises(InstanceError) as caught:
+            instance.fetch("sys_user_role", "name=mid_server", ["sys_id"])
+    assert_clean(str(caught.value))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: instance._servicenow_reason flattens whitespace (_one_line) before "
+    "Instance._error scrubs secrets, so a password holding a tab, newline or double space "
+    "that the instance echoes is no longer found and leaks (whitespace collapsed); scrub "
+    "the reason before _one_line (or scrub the response text in _servicenow_reason)",
+)
+@pytest.mark.parametrize("password", ["tab\tin it", "two  spaces", "new\nline"])
+def test_a_password_with_odd_whitespace_echoed_by_the_instance_does_not_leak(
+    password: str,
+) -> None:
+    with responses.RequestsMock() as mock, _instance(password) as instance:
+        mock.add("GET", API, status=500, json=_body(f"rejected {password} for {USER}"))
+        with pytest.raises(InstanceError) as caught:
+            instance.fetch("sys_user_role", "name=mid_server", ["sys_id"])
+    collapsed = re.sub(r"\s+", " ", password)
+    assert collapsed not in str(caught.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: cli._log_file builds the log file's RedactingFilter with record.secrets "
+    "while it is still () (RunRecord.secrets is set later, in cli._live), so the file's "
+    "redaction never knows the password; an error text holding an encoded form of it "
+    "(see the Instance._scrub xfail above) reaches the log file. Fix: let the filter read "
+    "record.secrets when it filters, or add the password to it once resolve_connection ran",
+)
+def test_the_log_file_redacts_the_encoded_password_of_an_echoed_error(
+    env: None, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "run.log"
+    echoed = _body(f"GET /login?password={quote_plus(PASSWORD)}")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add("GET", API, status=500, json=echoed)
+        result = run(
+            "check",
+            "--instance",
+            "acme.service-now.com",
+            "--user",
+            USER,
+            "--log-file",
+            str(log_file),
+        )
+    assert result.code == 1
+    assert "HTTP 500" in log_file.read_text()
+    assert_clean(log_file.read_text())
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        requests.ConnectionError(f"Max retries exceeded (password={PASSWORD})"),
+        requests.exceptions.ReadTimeout(f"read timed out for {TOKEN}"),
+        requests.exceptions.ChunkedEncodingError(f"broken: {PASSWORD}"),
+        requests.exceptions.SSLError(f"cert verify failed {PASSWORD}"),
+    ],
+    ids=["connection", "timeout", "chunked", "ssl"],
+)
+def test_transport_errors_carrying_the_password_do_not_leak_it(
+    exc: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    mocked = responses.RequestsMock(assert_all_requests_are_fired=False)
+    with mocked as mock, _instance() as instance:
+        mock.add("GET", API, body=exc)
+        mock.add("GET", API, body=exc)
+        with pytest.raises(InstanceError) as caught:
+            instance.fetch("sys_user_role", "name=mid_server", ["sys_id"])
+    assert_clean(str(caught.value))
+    assert_clean(caplog.text)
+
+
+def test_a_failed_write_leaks_nothing_in_the_partial_write_error(
+    env: None, emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.faults.add("status", status=500, method="POST", times=10)
+    emulator.faults.add("status", status=500, method="PATCH", times=10)
+    log_file = tmp_path / "run.log"
+    result = run(
+        "check", "--instance", emulator.url, "--user", USER, "--apply", "--log-file", str(log_file)
+    )
+    assert result.code == 1
+    assert "Traceback" not in result.err
+    assert_clean(result.out + result.err + log_file.read_text())
+
+
+# -- password files and plain http -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644, 0o677])
+def test_a_password_file_readable_by_group_or_others_gets_a_warning(
+    env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: int
+) -> None:
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD + "\n")
+    secret.chmod(mode)
+    monkeypatch.delenv("SERVICENOW_PASSWORD")
+    resolved = resolve_connection(
+        instance="http://127.0.0.1:9",
+        user=USER,
+        ca_bundle=None,
+        config={},
+        environ={"SERVICENOW_PASSWORD_FILE": str(secret)},
+        prompt=None,
+    )
+    assert resolved.connection.password == PASSWORD
+    (warning,) = resolved.warnings
+    assert "readable by group or others" in warning
+    assert f"chmod 600 {secret}" in warning
+    assert_clean(warning)
+
+
+def test_the_cli_prints_the_password_file_warning_and_a_private_file_gets_none(
+    env: None, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD)
+    monkeypatch.delenv("SERVICENOW_PASSWORD")
+    monkeypatch.setenv("SERVICENOW_PASSWORD_FILE", str(secret))
+    secret.chmod(0o644)
+    loose = run("check", "--instance", emulator.url, "--user", USER)
+    assert loose.code == 0, loose.err
+    assert "readable by group or others" in loose.err
+    secret.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    private = run("check", "--instance", emulator.url, "--user", USER)
+    assert private.code == 0, private.err
+    assert "readable by group or others" not in private.err
+    assert_clean(loose.out + loose.err + private.out + private.err)
+
+
+@pytest.mark.parametrize(
+    "instance",
+    [
+        "http://acme.service-now.com",
+        "http://example.com:8080/",
+        "http://10.0.0.5",
+        "http://192.168.1.1:80",
+        "http://127.0.0.1.nip.io",
+        "http://localhost.evil.example",
+        "HTTP://ACME.SERVICE-NOW.COM",
+        "http://[2001:db8::1]:8080",
+    ],
+)
+def test_plain_http_to_a_non_loopback_host_is_refused_before_any_request(
+    env: None, instance: str, tmp_path: Path
+) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")  # never used; any other call would fail loudly
+        result = run("check", "--instance", instance, "--user", USER, "--apply")
+        assert len(mock.calls) == 0
+    assert result.code == 2
+    assert "https is required" in result.err
+    assert_clean(result.out + result.err)
+
+
+def test_plain_http_to_loopback_is_allowed(env: None, emulator: Emulator) -> None:
+    result = run(
+        "check", "--instance", emulator.url.replace("127.0.0.1", "localhost"), "--user", USER
+    )
+    assert result.code == 0, result.err
+
+
+def test_credentials_in_the_instance_url_are_refused_without_echoing_them(env: None) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        result = run(
+            "check", "--instance", f"https://{USER}:{quote(PASSWORD, safe='')}@acme.service-now.com"
+        )
+        assert len(mock.calls) == 0
+    assert result.code == 2
+    assert "must not hold credentials" in result.err
+    assert_clean(result.out + result.err)
+
+
+def test_a_running_check_has_no_password_in_its_argv(env: None, emulator: Emulator) -> None:
+    """What `ps` shows of a running check: the command line only, never the password."""
+    emulator.latency = 0.2
+    command = [
+        sys.executable,
+        "-m",
+        "snowcheck",
+        "check",
+        "--instance",
+        emulator.url,
+        "--user",
+        USER,
+        "--quiet",
+    ]
+    child = subprocess.Popen(
+        command, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    seen: list[bytes] = []
+    try:
+        while child.poll() is None:
+            with contextlib.suppress(OSError):
+                seen.append(Path(f"/proc/{child.pid}/cmdline").read_bytes())
+            time.sleep(0.05)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err
+    assert any(b"snowcheck" in line for line in seen)
+    for line in seen:
+        assert_clean(line.decode("utf-8", "replace").replace("\0", " "))
+    assert_clean(out.decode() + err.decode())
