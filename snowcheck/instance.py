@@ -4,7 +4,8 @@ pysnow builds URLs and parameters and sends through our ``requests.Session``; th
 adapter adds what it lacks: paging by offset with ``X-Total-Count``, retries with
 backoff (``Retry-After``, ``X-RateLimit-Reset``), timeouts, a JSON check on every
 answer (a hibernating developer instance answers 200 with HTML), PATCH instead of
-GET+PUT, creates that are never duplicated by a retry, and one-line errors that name
+GET+PUT, writes grouped through the Batch API, creates that are never duplicated by a
+retry nor by a concurrent run, and one-line errors that name
 the cause and the fix. The password and the Authorization header never appear in an
 error, a log line or a repr.
 """
@@ -17,12 +18,15 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import pysnow
 import requests
@@ -32,7 +36,7 @@ from snowcheck import __version__
 from snowcheck.connection import Connection
 from snowcheck.errors import InstanceError, PartialWrite
 from snowcheck.plan import Action, Change, Plan
-from snowcheck.query import and_, eq
+from snowcheck.query import and_, chunk_in, eq
 from snowcheck.records import ISSUE_TABLE
 
 log = logging.getLogger("snowcheck.instance")
@@ -49,6 +53,20 @@ DEFAULT_MAX_WAIT = 60.0
 
 # Fields read back after a create or looked up before retrying one.
 CREATED_FIELDS = ("sys_id", "message", "source", "state", "count", "sys_updated_on")
+READ_BACK_FIELDS = ("sys_id", "message", "state", "count", "sys_created_on", "sys_updated_on")
+READ_BACK_BUDGET = 4000
+"""URL-encoded characters of one IN list of messages read back after creates."""
+
+BATCH_PATH = "/api/now/v1/batch"
+BATCH_REFUSED = frozenset({400, 403, 404, 405})
+"""Statuses of the batch endpoint that mean "no batch API here": write one by one instead."""
+DEFAULT_BATCH_ITEMS = 100
+"""Changes per batch: a batch runs as one transaction on the instance, keep it short."""
+DEFAULT_BATCH_BYTES = 1_000_000
+"""Bytes of JSON per batch request, well under the instance's request size limit."""
+BATCH_OVERHEAD = 100
+"""The batch envelope's own bytes, counted against ``batch_bytes``."""
+NO_RESOURCE = "does not represent any resource"
 
 _SPACES = re.compile(r"\s+")
 
@@ -75,6 +93,47 @@ class _Transient(Exception):
         self.status = status
         self.delay = delay
         self.reason = reason
+
+
+@dataclass(eq=False)
+class _Item:
+    """One change on its way through the Batch API."""
+
+    index: int
+    """Its position in the plan: the batch item id, and the order of the result."""
+    change: Change
+    tries: int = 0
+    unknown: bool = False
+    """An earlier attempt may have been executed: a create must be looked up first."""
+
+
+def _fake_response(status: int, headers: Sequence[tuple[str, str]], content: bytes) -> Any:
+    """A batch item's answer as a requests.Response, to reuse the single-request errors."""
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(dict(headers))
+    response._content = content
+    return response
+
+
+def _not_routed(status: int, content: bytes) -> bool:
+    """Whether a batch item was refused because the batch API cannot route it."""
+    if status not in (400, 404):
+        return False
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return isinstance(message, str) and NO_RESOURCE in message.lower()
+
+
+def _count(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
 
 
 class _Session(requests.Session):
@@ -172,6 +231,9 @@ class Instance:
     ``sleep`` and ``clock`` are injectable so tests never wait and can fix the time;
     ``progress`` is told about each page read. Counters (``requests_made``,
     ``bytes_received``, ``bytes_sent``) add up every attempt, retries included.
+    ``batch``, ``batch_items`` and ``batch_bytes`` choose how ``apply`` writes: through
+    the Batch API, at most that many changes and bytes per request. Reads may run in
+    several threads at once (``pull_snapshot`` does): counters and the clock are locked.
     """
 
     def __init__(
@@ -183,9 +245,21 @@ class Instance:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = _utc_now,
         progress: Progress | None = None,
+        batch: bool = True,
+        batch_items: int = DEFAULT_BATCH_ITEMS,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
+        if batch_items < 1 or batch_bytes < 1:
+            raise ValueError("batch_items and batch_bytes must be at least 1")
+        self.batch = batch
+        """Write through the Batch API (falls back to single requests when refused)."""
+        self.batch_items = batch_items
+        self.batch_bytes = batch_bytes
+        self._batch_refused = False
+        self.duplicates_resolved: list[Change] = []
+        """Duplicates of our creates (made by a concurrent run) resolved by the last apply."""
         self.connection = connection
         self.attempts = attempts
         self.max_wait = max_wait
@@ -325,32 +399,79 @@ class Instance:
     ) -> tuple[Change, ...]:
         """Write the plan's changes in order; return them (a create with its new sys_id).
 
-        Stops at the first failure with PartialWrite, which lists what was written and
-        what was not; the plan is built from the instance's state, so a new check converges.
+        Changes go through the Batch API, several per request, unless it is turned off
+        or the instance refuses it (then one request per change, see ``_write_batches``).
+        Then the open issues of the messages just created are read back, and duplicates
+        left by a concurrent run are resolved (see ``_duplicates``).
+
+        A failure raises PartialWrite, which lists what was written and what was not;
+        the plan is built from the instance's state, so a new check converges.
         """
-        applied: list[Change] = []
-        for index, change in enumerate(plan.changes):
+        changes = plan.changes
+        applied, not_applied, error = self._write_all(changes, on_change)
+        created = [c for c in applied if c.action is Action.CREATE and c.sys_id]
+        settle_error: InstanceError | None = None
+        unsettled: list[Change] = []
+        if created:
             try:
-                written = self._write(change)
+                duplicates = self._duplicates(created)
             except InstanceError as exc:
-                total = len(plan.changes)
-                raise PartialWrite(
-                    f"wrote {len(applied)} of {total} changes to {ISSUE_TABLE}, then: {exc}; "
-                    f"{total - len(applied)} not applied, running the check again converges",
-                    applied=tuple(applied),
-                    not_applied=tuple(plan.changes[index:]),
-                    table=exc.table,
-                    status=exc.status,
-                ) from exc
+                settle_error = exc
+            else:
+                self.duplicates_resolved, unsettled, settle_error = self._write_all(
+                    duplicates, None
+                )
+        if error is not None:
+            total = len(changes)
+            raise PartialWrite(
+                f"wrote {len(applied)} of {total} changes to {ISSUE_TABLE}, then: {error}; "
+                f"{len(not_applied)} not applied, running the check again converges",
+                applied=tuple(applied),
+                not_applied=tuple(not_applied),
+                table=error.table,
+                status=error.status,
+            ) from error
+        if settle_error is not None:
+            raise PartialWrite(
+                f"wrote all {len(applied)} changes to {ISSUE_TABLE}, then could not resolve "
+                f"the duplicates a concurrent run created: {settle_error}; running the check "
+                "again converges",
+                applied=tuple(applied),
+                not_applied=tuple(unsettled),
+                table=settle_error.table,
+                status=settle_error.status,
+            ) from settle_error
+        return tuple(applied)
+
+    def _write_all(
+        self, changes: Sequence[Change], on_change: Callable[[Change], None] | None
+    ) -> tuple[list[Change], list[Change], InstanceError | None]:
+        """Write ``changes``: (applied, not applied, the first error), both lists in plan order."""
+        if not changes:
+            return [], [], None
+        if self.batch and not self._batch_refused:
+            return self._write_batches(changes, on_change)
+        return self._write_singly([_Item(index, c) for index, c in enumerate(changes)], on_change)
+
+    def _write_singly(
+        self, items: Sequence[_Item], on_change: Callable[[Change], None] | None
+    ) -> tuple[list[Change], list[Change], InstanceError | None]:
+        """One request per change, stopping at the first failure."""
+        applied: list[Change] = []
+        for position, item in enumerate(items):
+            try:
+                written = self._write(item.change, unknown=item.unknown)
+            except InstanceError as exc:
+                return applied, [i.change for i in items[position:]], exc
             applied.append(written)
             if on_change is not None:
                 on_change(written)
-        return tuple(applied)
+        return applied, [], None
 
-    def _write(self, change: Change) -> Change:
+    def _write(self, change: Change, *, unknown: bool = False) -> Change:
         payload = dict(change.payload)
         if change.action is Action.CREATE:
-            record = self.create_issue(payload)
+            record = self.create_issue(payload, look_up_first=unknown)
             return replace(change, sys_id=str(record.get("sys_id", "")) or None)
         if not change.sys_id:
             raise InstanceError(
@@ -371,12 +492,15 @@ class Instance:
         _, body_json = self._call(send, table=table, doing=doing, params=self._write_params())
         return self._record(body_json, table=table, doing=doing)
 
-    def create_issue(self, payload: Mapping[str, str]) -> dict[str, Any]:
+    def create_issue(
+        self, payload: Mapping[str, str], *, look_up_first: bool = False
+    ) -> dict[str, Any]:
         """POST one ecc_agent_issue; a retry first looks the issue up, so never a duplicate.
 
         A failed POST may still have created the record (the answer was lost). Before
         each retry the open issues with this source and message are read again; if the
-        record is there it is the result, else the POST is sent again.
+        record is there it is the result, else the POST is sent again. ``look_up_first``
+        does that before the first POST too: an earlier attempt (in a batch) was lost.
         """
         data = dict(payload)
         doing = f"creating an {ISSUE_TABLE} record"
@@ -385,7 +509,7 @@ class Instance:
         def attempt() -> dict[str, Any]:
             nonlocal tries
             tries += 1
-            if tries > 1:
+            if tries > 1 or look_up_first:
                 existing = self._find_created(data)
                 if existing is not None:
                     log.info("%s: the failed create had been written: %s", ISSUE_TABLE, existing)
@@ -411,6 +535,380 @@ class Instance:
         if not found:
             return None
         return max(found, key=lambda row: (str(row.get("sys_updated_on", "")), row["sys_id"]))
+
+    def _open_issues(self, source: str, messages: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The open issues (mid_server empty) of ``source`` with these messages, by message.
+
+        One query per chunk of messages, not one per message.
+        """
+        found: dict[str, list[dict[str, Any]]] = {}
+        wanted = set(messages)
+        opened = and_(eq("source", source), "state!=resolved", "mid_serverISEMPTY")
+        for chunk in chunk_in("message", wanted, READ_BACK_BUDGET):
+            for row in self.fetch(ISSUE_TABLE, and_(opened, chunk), READ_BACK_FIELDS):
+                message = row.get("message")
+                # The database may compare case-insensitively: keep exact matches only.
+                if isinstance(message, str) and message in wanted:
+                    found.setdefault(message, []).append(row)
+        return found
+
+    def _duplicates(self, created: Sequence[Change]) -> list[Change]:
+        """Resolves for the open duplicates of the issues just created.
+
+        Two runs without the lock may both find no open issue for a message and both
+        create one. After its creates, each run reads back the open issues of those
+        messages; where a message has several, the keeper is the earliest
+        (sys_created_on, then sys_id) and every other one is resolved. Every run picks
+        the same keeper from what it sees, and the earliest record of all is never
+        resolved; the run that reads last sees every record and resolves all but that
+        one, so exactly one stays open. (Resolving only one's own record is not enough:
+        records created in the same second tie on sys_created_on, and a run that read
+        back before the other created keeps its own whatever the sys_ids say.) Every
+        record seen here appeared after this run's pull, which found none open.
+        """
+        messages: dict[str, set[str]] = {}
+        for change in created:
+            messages.setdefault(change.payload.get("source", ""), set()).add(change.message)
+        resolves: list[Change] = []
+        for source, wanted in sorted(messages.items()):
+            for message, rows in sorted(self._open_issues(source, wanted).items()):
+                if len(rows) < 2:
+                    continue
+                rows.sort(key=lambda r: (str(r.get("sys_created_on", "")), str(r["sys_id"])))
+                keeper, *others = rows
+                log.warning(
+                    "%d open %s records share the message %r (a concurrent run created one): "
+                    "keeping %s, the earliest, and resolving %s",
+                    len(rows),
+                    ISSUE_TABLE,
+                    message,
+                    keeper["sys_id"],
+                    ", ".join(str(row["sys_id"]) for row in others),
+                )
+                for row in others:
+                    count = _count(row.get("count"))
+                    resolves.append(
+                        Change(
+                            action=Action.RESOLVE,
+                            message=message,
+                            sys_id=str(row["sys_id"]),
+                            state_before=str(row.get("state", "")) or None,
+                            count_before=count,
+                            state="resolved",
+                            count=count if count is not None else 1,
+                            payload={"state": "resolved"},
+                        )
+                    )
+        return resolves
+
+    # -- writing through the Batch API -----------------------------------------------------
+
+    def _write_batches(
+        self, changes: Sequence[Change], on_change: Callable[[Change], None] | None
+    ) -> tuple[list[Change], list[Change], InstanceError | None]:
+        """Write ``changes`` through ``POST /api/now/v1/batch``, in plan order.
+
+        Each batch holds at most ``batch_items`` changes and ``batch_bytes`` bytes of JSON.
+        Per item: a 2xx is written; ``unserviced_requests`` are sent again in the next
+        batch; 429 and gateway errors (502-504) are retried up to ``attempts`` times; any
+        other status is a failure, and no further batch is sent once one failed (the
+        items already in that batch have been executed by the instance and are reported).
+
+        Refusal: when the batch endpoint itself answers 400, 403, 404 or 405, or an item
+        answers 400 or 404 with "Requested URI does not represent any resource" (the
+        batch API cannot route table URLs), those changes and the rest of the run go one
+        request per change, as without the Batch API. A 404 "No Record found" item is a
+        real failure (the record is gone), not a refusal.
+
+        A create whose outcome is unknown (the batch answer was lost, or the item got a
+        gateway error) is never sent blindly again: its message is looked up first.
+        """
+        items = [_Item(index, change) for index, change in enumerate(changes)]
+        queue: deque[_Item] = deque(items)
+        written: dict[int, Change] = {}
+        failures: dict[int, InstanceError] = {}
+        while queue and not failures:
+            if self._batch_refused:
+                rest = list(queue)
+                applied, _, error = self._write_singly(rest, on_change)
+                for item, change in zip(rest, applied, strict=False):
+                    written[item.index] = change
+                if error is not None:
+                    failures[rest[len(applied)].index] = error
+                queue.clear()
+                break
+            batch = self._take_batch(queue)
+            batch = self._skip_found_creates(batch, written, on_change)
+            if not batch:
+                continue
+            retry = self._send_batch(batch, written, failures, on_change)
+            queue.extendleft(reversed(retry))
+        first_error = failures[min(failures)] if failures else None
+        applied = [written[index] for index in sorted(written)]
+        not_applied = [item.change for item in items if item.index not in written]
+        if first_error is not None and len(failures) > 1:
+            first_error = InstanceError(
+                f"{first_error} (and {len(failures) - 1} more changes failed)",
+                table=first_error.table,
+                status=first_error.status,
+            )
+        return applied, not_applied, first_error
+
+    def _take_batch(self, queue: deque[_Item]) -> list[_Item]:
+        """The next changes in order, within the item and byte caps (at least one)."""
+        batch: list[_Item] = []
+        size = BATCH_OVERHEAD
+        while queue and len(batch) < self.batch_items:
+            item = queue[0]
+            cost = len(json.dumps(self._batch_request(item))) + 1
+            if batch and size + cost > self.batch_bytes:
+                break
+            batch.append(queue.popleft())
+            size += cost
+        return batch
+
+    def _batch_request(self, item: _Item) -> dict[str, Any]:
+        change = item.change
+        url = f"/api/now/table/{ISSUE_TABLE}"
+        if change.action is Action.CREATE:
+            method = "POST"
+        else:
+            method = "PATCH"
+            url += f"/{change.sys_id}"
+        query = urlencode(
+            {
+                "sysparm_display_value": "false",
+                "sysparm_exclude_reference_link": "true",
+                "sysparm_fields": ",".join(CREATED_FIELDS),
+            }
+        )
+        body = json.dumps(dict(change.payload)).encode()
+        return {
+            "id": str(item.index),
+            "method": method,
+            "url": f"{url}?{query}",
+            "headers": [
+                {"name": "Content-Type", "value": "application/json"},
+                {"name": "Accept", "value": "application/json"},
+            ],
+            "body": base64.b64encode(body).decode("ascii"),
+        }
+
+    def _skip_found_creates(
+        self,
+        batch: list[_Item],
+        written: dict[int, Change],
+        on_change: Callable[[Change], None] | None,
+    ) -> list[_Item]:
+        """Look up the creates whose earlier attempt was lost; drop those already written."""
+        unknown = [item for item in batch if item.unknown and item.change.action is Action.CREATE]
+        if not unknown:
+            return batch
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        by_source: dict[str, set[str]] = {}
+        for item in unknown:
+            source = item.change.payload.get("source", "")
+            by_source.setdefault(source, set()).add(item.change.message)
+        for source, messages in by_source.items():
+            for message, rows in self._open_issues(source, messages).items():
+                newest = max(rows, key=lambda r: (str(r.get("sys_updated_on", "")), r["sys_id"]))
+                found[(source, message)] = newest
+        kept: list[_Item] = []
+        for item in batch:
+            key = (item.change.payload.get("source", ""), item.change.message)
+            record = found.get(key) if item in unknown else None
+            if record is None:
+                kept.append(item)
+                continue
+            log.info("%s: the lost create had been written: %s", ISSUE_TABLE, record["sys_id"])
+            change = replace(item.change, sys_id=str(record["sys_id"]))
+            written[item.index] = change
+            if on_change is not None:
+                on_change(change)
+        return kept
+
+    def _send_batch(
+        self,
+        batch: list[_Item],
+        written: dict[int, Change],
+        failures: dict[int, InstanceError],
+        on_change: Callable[[Change], None] | None,
+    ) -> list[_Item]:
+        """Send one batch; record what was written or failed; return the items to send again."""
+        for item in batch:
+            if item.change.action is not Action.CREATE and not item.change.sys_id:
+                failures[item.index] = InstanceError(
+                    f"cannot {item.change.action} an issue without sys_id "
+                    f"({item.change.message!r})",
+                    table=ISSUE_TABLE,
+                )
+                return batch
+        doing = f"writing {len(batch)} {ISSUE_TABLE} changes through the batch API"
+        payload = {
+            "batch_request_id": uuid.uuid4().hex,
+            "rest_requests": [self._batch_request(item) for item in batch],
+        }
+        try:
+            answer = self._post_batch(json.dumps(payload), doing=doing)
+        except InstanceError as exc:
+            if exc.status in BATCH_REFUSED:
+                log.info("the batch API was refused (HTTP %s): one request per change", exc.status)
+                self._batch_refused = True
+                return batch
+            failures[batch[0].index] = exc
+            return batch
+        except (_Transient, requests.RequestException) as exc:
+            return self._lost(batch, exc, failures, doing=doing)
+        if answer is None:
+            return self._lost(batch, None, failures, doing=doing)
+
+        serviced, unserviced = answer
+        retry: list[_Item] = []
+        delay: float | None = None
+        for item in batch:
+            entry = serviced.get(str(item.index))
+            if entry is None:
+                if str(item.index) not in unserviced:
+                    item.unknown = True  # neither serviced nor unserviced: assume the worst
+                retry.append(item)
+                continue
+            status, headers, content = entry
+            if 200 <= status < 300:
+                change = self._batch_result(item, content)
+                written[item.index] = change
+                if on_change is not None:
+                    on_change(change)
+            elif status in RETRIED_STATUSES:
+                item.unknown = True
+                item.tries += 1
+                if item.tries >= self.attempts:
+                    failures[item.index] = self._item_error(item, status, headers, content)
+                else:
+                    retry.append(item)
+                    asked = _retry_delay(_fake_response(status, headers, content), self._clock())
+                    delay = max(delay or 0.0, asked if asked is not None else 0.0)
+            elif _not_routed(status, content):
+                log.info("the batch API cannot route table requests: one request per change")
+                self._batch_refused = True
+                retry.append(item)
+            else:
+                failures[item.index] = self._item_error(item, status, headers, content)
+        if retry and len(retry) == len(batch) and not self._batch_refused:
+            # Nothing was serviced: count a try, so a stuck instance cannot loop forever.
+            for item in retry:
+                item.tries += 1
+            if max(item.tries for item in retry) >= self.attempts:
+                return self._lost(retry, None, failures, doing=doing, counted=True)
+        if delay is not None:
+            self._sleep(min(self.max_wait, delay) if delay else self._pause(retry))
+        return retry
+
+    def _pause(self, items: Sequence[_Item]) -> float:
+        tries = max((item.tries for item in items), default=1)
+        return float(min(self.max_wait, 2 ** max(0, tries - 1)))
+
+    def _lost(
+        self,
+        batch: list[_Item],
+        exc: BaseException | None,
+        failures: dict[int, InstanceError],
+        *,
+        doing: str,
+        counted: bool = False,
+    ) -> list[_Item]:
+        """The batch's outcome is unknown: retry it (creates looked up first) or give up."""
+        for item in batch:
+            item.unknown = True
+            if not counted:
+                item.tries += 1
+        tries = max(item.tries for item in batch)
+        if tries >= self.attempts:
+            if exc is not None:
+                error = self._failure(exc, table=ISSUE_TABLE, doing=doing, tries=tries)
+            else:
+                error = self._error(
+                    f"the batch API on {self._host} serviced none of {len(batch)} changes "
+                    f"after {tries} attempts: try again later",
+                    table=ISSUE_TABLE,
+                )
+            failures[batch[0].index] = error
+            return batch
+        delay = exc.delay if isinstance(exc, _Transient) and exc.delay is not None else None
+        wait = min(self.max_wait, delay) if delay is not None else self._pause(batch)
+        log.warning(
+            "%s on %s failed (%s), attempt %d of %d; retrying in %.1f s",
+            doing,
+            self._host,
+            self._scrub(str(exc) if isinstance(exc, _Transient) else type(exc).__name__),
+            tries,
+            self.attempts,
+            wait,
+        )
+        self._sleep(wait)
+        return batch
+
+    def _post_batch(
+        self, body: str, *, doing: str
+    ) -> tuple[dict[str, tuple[int, list[tuple[str, str]], bytes]], set[str]] | None:
+        """One POST to the batch API: (serviced by id, unserviced ids), None if malformed."""
+        with self._lock:
+            self.requests_made += 1
+        response = self._session.post(
+            f"{self.connection.base_url}{BATCH_PATH}",
+            data=body.encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            timeout=(self.connection.connect_timeout, self.connection.read_timeout),
+        )
+        answer = self._decode(response, table=ISSUE_TABLE, doing=doing)
+        serviced_list = answer.get("serviced_requests")
+        unserviced_list = answer.get("unserviced_requests", [])
+        if not isinstance(serviced_list, list) or not isinstance(unserviced_list, list):
+            log.warning("%s: the batch answer lacks serviced_requests", self._host)
+            return None
+        serviced: dict[str, tuple[int, list[tuple[str, str]], bytes]] = {}
+        for entry in serviced_list:
+            if not isinstance(entry, dict) or not isinstance(entry.get("status_code"), int):
+                continue
+            try:
+                content = base64.b64decode(str(entry.get("body") or ""), validate=True)
+            except ValueError:
+                content = b""
+            headers = [
+                (str(h.get("name", "")), str(h.get("value", "")))
+                for h in entry.get("headers") or []
+                if isinstance(h, dict)
+            ]
+            serviced[str(entry.get("id"))] = (entry["status_code"], headers, content)
+        return serviced, {str(item) for item in unserviced_list}
+
+    def _batch_result(self, item: _Item, content: bytes) -> Change:
+        if item.change.action is not Action.CREATE:
+            return item.change
+        try:
+            body = json.loads(content)
+        except ValueError:
+            body = None
+        result = body.get("result") if isinstance(body, dict) else None
+        sys_id = result.get("sys_id") if isinstance(result, dict) else None
+        return replace(item.change, sys_id=str(sys_id) if sys_id else None)
+
+    def _item_error(
+        self, item: _Item, status: int, headers: list[tuple[str, str]], content: bytes
+    ) -> InstanceError:
+        change = item.change
+        if change.action is Action.CREATE:
+            doing = f"creating an {ISSUE_TABLE} record"
+        else:
+            doing = f"updating {ISSUE_TABLE} record {change.sys_id}"
+        response = _fake_response(status, headers, content)
+        if status in RETRIED_STATUSES:
+            return self._failure(
+                _Transient(status, None, _servicenow_reason(response)),
+                table=ISSUE_TABLE,
+                doing=doing,
+                tries=item.tries,
+            )
+        return self._http_error(response, table=ISSUE_TABLE, doing=doing)
 
     def _write_params(self) -> dict[str, Any]:
         # pysnow sends its GET parameters on every request; a write needs none of them.

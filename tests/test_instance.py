@@ -549,15 +549,21 @@ def test_apply_patches_and_posts_in_order(
     mock.add("PATCH", f"{ISSUE}/a1", json={"result": {"sys_id": "a1"}})
     mock.add("PATCH", f"{ISSUE}/b2", json={"result": {"sys_id": "b2"}})
     mock.add("POST", ISSUE, status=201, json={"result": {"sys_id": "c3"}})
+    mock.add("GET", ISSUE, json={"result": [{"sys_id": "c3", "message": "new one"}]})
     told: list[Change] = []
 
-    applied = make().apply(_plan(resolve, update, create), on_change=told.append)
+    applied = make(batch=False).apply(_plan(resolve, update, create), on_change=told.append)
 
     assert [(c.request.method, urlsplit(c.request.url).path) for c in mock.calls] == [
         ("PATCH", "/api/now/table/ecc_agent_issue/a1"),
         ("PATCH", "/api/now/table/ecc_agent_issue/b2"),
         ("POST", "/api/now/table/ecc_agent_issue"),
+        ("GET", "/api/now/table/ecc_agent_issue"),  # read back: no duplicate
     ]
+    assert params(mock.calls[3])["sysparm_query"] == (
+        "source=MIDUserConnectivity^state!=resolved^mid_serverISEMPTY^messageINnew one"
+        "^ORDERBYsys_id"
+    )
     assert json.loads(mock.calls[0].request.body) == {"state": "resolved"}
     assert json.loads(mock.calls[1].request.body) == dict(update.payload)
     assert json.loads(mock.calls[2].request.body) == dict(create.payload)
@@ -575,7 +581,7 @@ def test_patch_is_retried(
 ) -> None:
     mock.add("PATCH", f"{ISSUE}/a1", status=504, body="")
     mock.add("PATCH", f"{ISSUE}/a1", json={"result": {"sys_id": "a1"}})
-    make().apply(_plan(_change(Action.RESOLVE, "old", "a1")))
+    make(batch=False).apply(_plan(_change(Action.RESOLVE, "old", "a1")))
     assert [c.request.method for c in mock.calls] == ["PATCH", "PATCH"]
     assert len(sleeps) == 1
 
@@ -591,8 +597,8 @@ def test_failed_create_found_on_reread_is_not_posted_again(
         json={"result": [{"sys_id": "made1", "sys_updated_on": "2024-05-01 12:00:00"}]},
         headers={"X-Total-Count": "1"},
     )
-    applied = make().apply(_plan(create))
-    assert [c.request.method for c in mock.calls] == ["POST", "GET"]
+    applied = make(batch=False).apply(_plan(create))
+    assert [c.request.method for c in mock.calls] == ["POST", "GET", "GET"]  # then read back
     assert params(mock.calls[1])["sysparm_query"] == (
         "source=MIDUserConnectivity^message=User a^^b is down, badly^state!=resolved"
         "^mid_serverISEMPTY^ORDERBYsys_id"
@@ -607,8 +613,8 @@ def test_failed_create_not_found_on_reread_is_posted_again(
     mock.add("POST", ISSUE, status=503, body="")
     mock.add("GET", ISSUE, json={"result": []}, headers={"X-Total-Count": "0"})
     mock.add("POST", ISSUE, status=201, json={"result": {"sys_id": "new9"}})
-    applied = make().apply(_plan(create))
-    assert [c.request.method for c in mock.calls] == ["POST", "GET", "POST"]
+    applied = make(batch=False).apply(_plan(create))
+    assert [c.request.method for c in mock.calls] == ["POST", "GET", "POST", "GET"]
     assert applied[0].sys_id == "new9"
 
 
@@ -617,7 +623,7 @@ def test_create_refused_is_not_retried(
 ) -> None:
     mock.add("POST", ISSUE, status=403, json=_error_body("Operation Failed"))
     with pytest.raises(PartialWrite) as caught:
-        make().apply(_plan(_change(Action.CREATE, "msg", None)))
+        make(batch=False).apply(_plan(_change(Action.CREATE, "msg", None)))
     assert "write access to ecc_agent_issue denied" in str(caught.value)
     assert len(mock.calls) == 1
 
@@ -630,7 +636,7 @@ def test_apply_stops_part_way_with_partial_write(
     third = _change(Action.CREATE, "three", None)
     mock.add("PATCH", f"{ISSUE}/a1", json={"result": {"sys_id": "a1"}})
     mock.add("PATCH", f"{ISSUE}/b2", status=404, json=_error_body("No Record found"))
-    instance = make()
+    instance = make(batch=False)
     with caplog.at_level(logging.DEBUG), pytest.raises(PartialWrite) as caught:
         instance.apply(_plan(first, second, third))
     error = caught.value
@@ -652,5 +658,61 @@ def test_write_errors_never_show_the_password(
     # Even if the instance echoes it back, the secret is scrubbed from the message.
     mock.add("PATCH", f"{ISSUE}/a1", status=400, json=_error_body(f"bad value {SECRET}", TOKEN))
     with pytest.raises(PartialWrite) as caught:
-        make().apply(_plan(_change(Action.RESOLVE, "one", "a1")))
+        make(batch=False).apply(_plan(_change(Action.RESOLVE, "one", "a1")))
     assert SECRET not in str(caught.value) and TOKEN not in str(caught.value)
+
+
+def _batch_answer(request: Any) -> tuple[int, dict[str, str], str]:
+    """Every item answered as an instance whose batch API cannot route table URLs."""
+    items = json.loads(request.body)["rest_requests"]
+    refused = base64.b64encode(
+        json.dumps({"error": {"message": "Requested URI does not represent any resource"}}).encode()
+    ).decode()
+    serviced = [
+        {"id": item["id"], "status_code": 400, "headers": [], "body": refused} for item in items
+    ]
+    return 200, {}, json.dumps({"serviced_requests": serviced, "unserviced_requests": []})
+
+
+def test_batch_items_the_instance_cannot_route_go_one_by_one(
+    mock: responses.RequestsMock, make: Callable[..., Instance]
+) -> None:
+    mock.add_callback("POST", f"{BASE}/api/now/v1/batch", callback=_batch_answer)
+    mock.add("PATCH", f"{ISSUE}/a1", json={"result": {"sys_id": "a1"}})
+    mock.add("PATCH", f"{ISSUE}/b2", json={"result": {"sys_id": "b2"}})
+    instance = make()
+    applied = instance.apply(
+        _plan(_change(Action.RESOLVE, "one", "a1"), _change(Action.UPDATE, "two", "b2"))
+    )
+    assert [(c.request.method, urlsplit(c.request.url).path) for c in mock.calls] == [
+        ("POST", "/api/now/v1/batch"),
+        ("PATCH", "/api/now/table/ecc_agent_issue/a1"),
+        ("PATCH", "/api/now/table/ecc_agent_issue/b2"),
+    ]
+    sent = json.loads(mock.calls[0].request.body)
+    assert sent["rest_requests"][0] == {
+        "id": "0",
+        "method": "PATCH",
+        "url": "/api/now/table/ecc_agent_issue/a1?sysparm_display_value=false"
+        "&sysparm_exclude_reference_link=true"
+        "&sysparm_fields=sys_id%2Cmessage%2Csource%2Cstate%2Ccount%2Csys_updated_on",
+        "headers": [
+            {"name": "Content-Type", "value": "application/json"},
+            {"name": "Accept", "value": "application/json"},
+        ],
+        "body": base64.b64encode(b'{"state": "resolved"}').decode(),
+    }
+    assert len(applied) == 2
+    assert instance.requests_made == 3
+
+
+def test_a_batch_endpoint_answering_401_is_not_a_refusal(
+    mock: responses.RequestsMock, make: Callable[..., Instance]
+) -> None:
+    mock.add(
+        "POST", f"{BASE}/api/now/v1/batch", status=401, json=_error_body("User Not Authenticated")
+    )
+    with pytest.raises(PartialWrite) as caught:
+        make().apply(_plan(_change(Action.RESOLVE, "one", "a1")))
+    assert "authentication as checker failed" in str(caught.value)
+    assert len(mock.calls) == 1
