@@ -55,7 +55,7 @@ class Emulator:
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": 0.02},  # how long stop() may wait
             name=f"snowcheck-emulator-{server.port}",
             daemon=True,
         )
