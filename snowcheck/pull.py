@@ -13,7 +13,11 @@ The reads, in order:
    (``rules.event_candidates``), one query per chunk of names, not one per user.
 7. ``ecc_agent_issue``: the open issues of our source.
 
-Reads 2, 3, 4 and 7 depend on nothing but read 1, so they may later run concurrently.
+Reads 2, 3, 4 and 7 depend on nothing but read 1: they run concurrently, at most
+``concurrency`` requests at once (default 4), and so do the chunks of read 5 and then
+those of read 6. Fail-closed all the same: the first read to fail cancels those not yet
+started and the pull raises, so nothing is written. Concurrency changes when requests
+are sent, not which: the formula below holds whatever ``concurrency`` is.
 
 Requests made by one check, with P the page size and, for each query, T its number of
 matching rows (``X-Total-Count``, counted before ACLs)::
@@ -37,9 +41,10 @@ change, plus one look-up read before each retried create.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from snowcheck.errors import InstanceError
 from snowcheck.instance import Instance
@@ -83,7 +88,32 @@ ISSUE_FIELDS = (
     "sys_updated_on",
 )
 
+DEFAULT_CONCURRENCY = 4
+"""Requests in flight at once during a pull; an instance limits concurrent transactions per user."""
+
 Rows = list[dict[str, Any]]
+T = TypeVar("T")
+
+
+def _settle(futures: Sequence[Future[Any]]) -> None:
+    """Wait for ``futures``; on the first failure cancel the rest and raise it."""
+    done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    failed = [future for future in futures if future in done and future.exception() is not None]
+    if failed:
+        for future in pending:
+            future.cancel()
+        error = failed[0].exception()
+        assert error is not None
+        raise error
+
+
+def _each(pool: Executor | None, read: Callable[[str], T], queries: Iterable[str]) -> list[T]:
+    """``read`` each query, concurrently on ``pool`` if any; results in the queries' order."""
+    if pool is None:
+        return [read(query) for query in queries]
+    futures = [pool.submit(read, query) for query in queries]
+    _settle(futures)
+    return [future.result() for future in futures]
 
 
 def read_roles(instance: Instance) -> Rows:
@@ -133,11 +163,14 @@ def read_down_mids(instance: Instance) -> Rows:
     return instance.fetch(MID_TABLE, eq("status", "Down"), MID_FIELDS)
 
 
-def read_users(instance: Instance, user_names: Iterable[str], *, budget: int) -> Rows:
+def read_users(
+    instance: Instance, user_names: Iterable[str], *, budget: int, pool: Executor | None = None
+) -> Rows:
     """Read 5: the sys_user rows of ``user_names``, one query per chunk of names."""
     users: dict[str, dict[str, Any]] = {}
-    for names in chunk_in("user_name", user_names, budget):
-        for row in instance.fetch(USER_TABLE, names, USER_FIELDS):
+    chunks = chunk_in("user_name", user_names, budget)
+    for rows in _each(pool, lambda names: instance.fetch(USER_TABLE, names, USER_FIELDS), chunks):
+        for row in rows:
             users.setdefault(_text(row.get("sys_id")), row)
     return list(users.values())
 
@@ -149,6 +182,7 @@ def read_events(
     since: datetime,
     now: datetime,
     budget: int,
+    pool: Executor | None = None,
 ) -> Rows:
     """Read 6: login events in ``(since, now]`` about ``user_names``, one query per chunk."""
     window = and_(
@@ -158,8 +192,12 @@ def read_events(
     )
     events: dict[str, dict[str, Any]] = {}
     unkeyed: Rows = []
-    for names in chunk_in("parm1", user_names, budget):
-        for row in instance.fetch(EVENT_TABLE, and_(window, names), EVENT_FIELDS):
+    chunks = chunk_in("parm1", user_names, budget)
+    fetched = _each(
+        pool, lambda names: instance.fetch(EVENT_TABLE, and_(window, names), EVENT_FIELDS), chunks
+    )
+    for rows in fetched:
+        for row in rows:
             sys_id = _text(row.get("sys_id"))
             # The database may match names case-insensitively: one event can answer two chunks.
             if sys_id:
@@ -175,23 +213,63 @@ def read_open_issues(instance: Instance, source: str) -> Rows:
 
 
 def pull_snapshot(
-    instance: Instance, *, window: timedelta, source: str, budget: int = QUERY_BUDGET
+    instance: Instance,
+    *,
+    window: timedelta,
+    source: str,
+    budget: int = QUERY_BUDGET,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> Snapshot:
     """Read everything one check needs; any failure raises, so nothing is written after it."""
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
     roles = read_roles(instance)
     if instance.now is None:
         raise InstanceError("the instance's clock is unknown: no answer was read", table=ROLE_TABLE)
     now = instance.now
     since = now - window - SCHEDULING_MARGIN
 
-    # Independent of each other (they need only read 1): candidates for concurrent reads.
-    grants, holders = read_role_holders(instance, roles)
-    associations = read_associations(instance)
-    down_mids = read_down_mids(instance)
+    pool = ThreadPoolExecutor(concurrency, "snowcheck-read") if concurrency > 1 else None
+    failed = True
+    try:
+        tables = _pull_after_roles(instance, pool, roles, source, since, now, budget)
+        failed = False
+    finally:
+        if pool is not None:
+            # After a failure, reads already running finish on their own; none is waited for.
+            pool.shutdown(wait=not failed, cancel_futures=True)
+    return Snapshot(now=now, tables=tables, clock_source=instance.clock_source)
+
+
+def _pull_after_roles(
+    instance: Instance,
+    pool: Executor | None,
+    roles: Rows,
+    source: str,
+    since: datetime,
+    now: datetime,
+    budget: int,
+) -> dict[str, Rows]:
+    """Reads 2 to 7: the four independent ones at once, then users, then events."""
+    if pool is None:
+        grants, holders = read_role_holders(instance, roles)
+        associations = read_associations(instance)
+        down_mids = read_down_mids(instance)
+        issues = read_open_issues(instance, source)
+    else:
+        holders_read = pool.submit(read_role_holders, instance, roles)
+        associations_read = pool.submit(read_associations, instance)
+        down_mids_read = pool.submit(read_down_mids, instance)
+        issues_read = pool.submit(read_open_issues, instance, source)
+        _settle([holders_read, associations_read, down_mids_read, issues_read])
+        grants, holders = holders_read.result()
+        associations = associations_read.result()
+        down_mids = down_mids_read.result()
+        issues = issues_read.result()
 
     known = {row["user_name"] for row in holders}
     configured = {_text(row.get("value")) for row in associations}
-    fetched = read_users(instance, sorted(configured - known), budget=budget)
+    fetched = read_users(instance, sorted(configured - known), budget=budget, pool=pool)
     holder_ids = {row["sys_id"] for row in holders}
     users = holders + [row for row in fetched if _text(row.get("sys_id")) not in holder_ids]
 
@@ -203,6 +281,8 @@ def pull_snapshot(
         MID_TABLE: down_mids,
     }
     candidates = event_candidates(Inventory.from_tables(tables))
-    tables[EVENT_TABLE] = read_events(instance, candidates, since=since, now=now, budget=budget)
-    tables[ISSUE_TABLE] = read_open_issues(instance, source)
-    return Snapshot(now=now, tables=tables, clock_source=instance.clock_source)
+    tables[EVENT_TABLE] = read_events(
+        instance, candidates, since=since, now=now, budget=budget, pool=pool
+    )
+    tables[ISSUE_TABLE] = issues
+    return tables

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -169,13 +170,17 @@ def test_pull_reads_seven_tables_in_seven_requests(
     fake = FakeTables(mock, scenario())
     seen = stub_candidates(monkeypatch, {"mid.one", "a,b", "cfg^user"})
 
-    snapshot = pull_snapshot(make_instance(), window=WINDOW, source="MIDUserConnectivity")
+    snapshot = pull_snapshot(
+        make_instance(), window=WINDOW, source="MIDUserConnectivity", concurrency=1
+    )
 
+    # One at a time, reads go in this order; concurrently, only their order changes.
     assert fake.queries() == [
         ("sys_user_role", "nameINmid_server,soap_script^ORDERBYsys_id"),
         ("sys_user_has_role", "roleINr_mid,r_soap^ORDERBYsys_id"),
         ("ecc_agent_config", "param_name=mid.instance.username^ORDERBYsys_id"),
         ("ecc_agent", "status=Down^ORDERBYsys_id"),
+        ("ecc_agent_issue", "source=MIDUserConnectivity^state!=resolved^ORDERBYsys_id"),
         # mid.one is known from the role grants; only cfg^user is asked for.
         ("sys_user", "user_nameINcfg^^user^ORDERBYsys_id"),
         (
@@ -183,7 +188,6 @@ def test_pull_reads_seven_tables_in_seven_requests(
             f"{LOGINS}^sys_created_on>2024-05-01 07:58:20^sys_created_on<=2024-05-01 11:59:20"
             "^parm1INcfg^^user,mid.one^ORparm1=a,b^ORDERBYsys_id",
         ),
-        ("ecc_agent_issue", "source=MIDUserConnectivity^state!=resolved^ORDERBYsys_id"),
     ]
     fields = dict(parse_qsl(urlsplit(mock.calls[1].request.url).query))["sysparm_fields"]
     assert fields == ("sys_id,user,role,user.user_name,user.active,user.sys_domain,user.locked_out")
@@ -237,12 +241,9 @@ def test_reads_that_are_not_needed_are_skipped(
     fake = FakeTables(mock, tables)
     stub_candidates(monkeypatch, set())
     snapshot = pull_snapshot(make_instance(), window=WINDOW, source="S")
-    assert [table for table, _ in fake.queries()] == [
-        "sys_user_role",
-        "ecc_agent_config",
-        "ecc_agent",
-        "ecc_agent_issue",
-    ]
+    queried = [table for table, _ in fake.queries()]
+    assert queried[0] == "sys_user_role"
+    assert sorted(queried[1:]) == ["ecc_agent", "ecc_agent_config", "ecc_agent_issue"]
     assert snapshot.tables["sysevent"] == [] and snapshot.tables["sys_user"] == []
 
 
@@ -350,3 +351,54 @@ def test_progress_is_reported_per_table(
     pull_snapshot(instance, window=WINDOW, source="S")
     assert told[0] == ("sys_user_role", 2, 2)
     assert ("ecc_agent_issue", 1, 1) in told
+
+
+def test_same_snapshot_and_queries_at_any_concurrency(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeTables(mock, scenario())
+    stub_candidates(monkeypatch, {f"user{i:02}" for i in range(50)} | {"mid.one"})
+    one = pull_snapshot(make_instance(), window=WINDOW, source="S", budget=200, concurrency=1)
+    sequential = fake.queries()
+    mock.calls.reset()
+    four = pull_snapshot(make_instance(), window=WINDOW, source="S", budget=200)
+    assert sorted(fake.queries()) == sorted(sequential)
+    assert len(sequential) == 9  # 1 + 4 independent + 1 user chunk + 3 event chunks
+    assert four == one
+
+
+def test_independent_reads_run_at_once(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeTables(mock, scenario())
+    stub_candidates(monkeypatch, set())
+    # Each of reads 2, 3, 4 and 7 waits until all four are in flight: one at a time, it
+    # would time out.
+    barrier = threading.Barrier(4, timeout=10)
+
+    def together(request: Any) -> tuple[int, dict[str, str], str]:
+        barrier.wait()
+        return fake.answer(request)
+
+    for table in ("sys_user_has_role", "ecc_agent_config", "ecc_agent", "ecc_agent_issue"):
+        mock.replace(responses.CallbackResponse("GET", f"{API}/{table}", callback=together))
+    snapshot = pull_snapshot(make_instance(), window=WINDOW, source="S", concurrency=4)
+    assert len(snapshot.tables["ecc_agent_issue"]) == 1
+
+
+def test_a_failed_concurrent_read_fails_the_pull_before_the_events(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeTables(mock, scenario())
+    stub_candidates(monkeypatch, {"mid.one"})
+    mock.replace("GET", f"{API}/ecc_agent_config", status=403, json={"error": {"message": "ACL"}})
+    with pytest.raises(InstanceError, match="read access to ecc_agent_config denied"):
+        pull_snapshot(make_instance(), window=WINDOW, source="S", concurrency=4)
+    queried = {table for table, _ in fake.queries()}
+    assert "sysevent" not in queried and "sys_user" not in queried
+    assert {call.request.method for call in mock.calls} == {"GET"}
+
+
+def test_concurrency_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        pull_snapshot(make_instance(), window=WINDOW, source="S", concurrency=0)
