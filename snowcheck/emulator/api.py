@@ -2,6 +2,14 @@
 
 No sockets here (see server.py): the batch API runs its inner requests through the same
 routing, and tests can call `TableApi.handle` directly.
+
+Behaviour kept from a real instance: every value is a string; unknown fields are dropped
+from `sysparm_fields`, from queries (see query.py) and from the bodies of writes;
+`sysparm_limit` defaults to 10000 and is applied before row-level ACLs; the `Link` header
+has `first`, `prev` (even on the first page, with a negative offset), `next` while rows
+remain, and `last`. Not emulated: `sysparm_display_value=true|all` (values always come
+back as with `false`), `sysparm_view`, XML, and `sysparm_query_no_domain` (there are no
+domains: `sys_domain` is a plain string).
 """
 
 from __future__ import annotations
@@ -16,11 +24,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from snowcheck.emulator.clock import Clock
 from snowcheck.emulator.faults import Faults, error_body, status_headers
-from snowcheck.emulator.query import parse
+from snowcheck.emulator.query import Condition, Query, parse
 from snowcheck.emulator.scenario import BatchConfig, UserAccess
 from snowcheck.emulator.store import Page, Store
 
@@ -175,7 +183,8 @@ class TableApi:
         params = dict(parse_qsl(request.query, keep_blank_values=True))
         method = request.method.upper()
         if match := _TABLE.fullmatch(request.path):
-            table, sys_id = match["table"], match["sys_id"]
+            table = unquote(match["table"])
+            sys_id = unquote(match["sys_id"]) if match["sys_id"] is not None else None
             if not self.store.is_table(table):
                 return error_response(400, f"Invalid table {table}", None)
             if sys_id is None:
@@ -193,7 +202,7 @@ class TableApi:
         if match := _STATS.fullmatch(request.path):
             if method != "GET":
                 return error_response(405, "Method not Supported", f"{method} is not supported")
-            return self._stats(access, match["table"], params)
+            return self._stats(access, unquote(match["table"]), params)
         if _BATCH.fullmatch(request.path) and not in_batch:
             return self._batch(user, request)
         return error_response(400, NO_RESOURCE, None)
@@ -236,14 +245,12 @@ class TableApi:
     ) -> dict[str, Any]:
         """One stored row rendered with `sysparm_fields` and `sysparm_exclude_reference_link`."""
         names = _field_list(params)
-        if names is None or any("." in name for name in names):
-            page = self.store.select(
-                table, parse(f"sys_id={row['sys_id']}"), names, limit=1, offset=0, count=False
-            )
-            kept, values = page.fields, page.rows[0] if page.rows else ()
-        else:
-            kept = tuple(name for name in names if name in row)
-            values = tuple(row[name] for name in kept)
+        kept: tuple[str, ...] = tuple(row)
+        values: Sequence[str] = tuple(row.values())
+        if names is not None:
+            this_row = Query(groups=(((Condition("sys_id", "=", row["sys_id"]),),),))
+            page = self.store.select(table, this_row, names, limit=1, offset=0, count=False)
+            kept, values = page.fields, page.rows[0]
         exclude = _flag(params, "sysparm_exclude_reference_link")
         return self._render(table, kept, [values], exclude)[0]
 

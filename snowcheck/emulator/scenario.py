@@ -31,7 +31,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,6 +78,27 @@ class BatchConfig:
             raise ScenarioError("batch 'refuse_status' must be 400 or 404")
         if self.max_requests is not None and self.max_requests < 0:
             raise ScenarioError("batch 'max_requests' cannot be negative")
+
+    @classmethod
+    def from_dict(cls, spec: object) -> BatchConfig:
+        """Build from JSON: `{"enabled", "refuse_status", "max_requests"}`, all optional."""
+        if not isinstance(spec, dict):
+            raise ScenarioError("'batch' must be an object")
+        unknown = set(spec) - {"enabled", "refuse_status", "max_requests"}
+        if unknown:
+            raise ScenarioError(f"batch: unknown key(s) {sorted(unknown)}")
+        enabled = spec.get("enabled", True)
+        refuse_status = spec.get("refuse_status", 400)
+        max_requests = spec.get("max_requests")
+        if not isinstance(enabled, bool):
+            raise ScenarioError("batch 'enabled' must be true or false")
+        if not isinstance(refuse_status, int) or not isinstance(max_requests, int | None):
+            raise ScenarioError("batch 'refuse_status' and 'max_requests' must be integers")
+        return cls(enabled, refuse_status, max_requests)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
 
 
 def resolve_relative(value: str, anchor: datetime) -> str:
@@ -139,22 +160,6 @@ def _rows(table: str, rows: object, anchor: datetime) -> tuple[dict[str, str], .
             converted[name] = resolve_relative(text, anchor)
         result.append(converted)
     return tuple(result)
-
-
-def _batch(spec: object) -> BatchConfig:
-    if not isinstance(spec, dict):
-        raise ScenarioError("'batch' must be an object")
-    unknown = set(spec) - {"enabled", "refuse_status", "max_requests"}
-    if unknown:
-        raise ScenarioError(f"batch: unknown key(s) {sorted(unknown)}")
-    enabled = spec.get("enabled", True)
-    refuse_status = spec.get("refuse_status", 400)
-    max_requests = spec.get("max_requests")
-    if not isinstance(enabled, bool):
-        raise ScenarioError("batch 'enabled' must be true or false")
-    if not isinstance(refuse_status, int) or not isinstance(max_requests, int | None):
-        raise ScenarioError("batch 'refuse_status' and 'max_requests' must be integers")
-    return BatchConfig(enabled, refuse_status, max_requests)
 
 
 def _references(spec: object) -> dict[tuple[str, str], str]:
@@ -250,6 +255,6 @@ class Scenario:
             users=users,
             now=now,
             faults=faults,
-            batch=_batch(data.get("batch", {})),
+            batch=BatchConfig.from_dict(data.get("batch", {})),
             references=_references(data.get("references", {})),
         )

@@ -13,16 +13,21 @@ emulator from another process:
 - `GET /__emulator/tables/{t}`: every stored row of `t`, raw. `POST /__emulator/tables/{t}`
   with `{"rows": [...], "replace": true|false}` (or a bare list: add) replaces the rows or
   adds them (a known sys_id updates that row); relative times are resolved.
+- `GET /__emulator/batch`: the batch settings; `POST` replaces them with
+  `{"enabled": bool, "refuse_status": 400|404, "max_requests": n|null}` (keys optional).
 - `GET /__emulator/clock`: `{"now", "frozen"}`; `POST` with `{"now": "YYYY-MM-DD HH:MM:SS"}`
   freezes it, `{"now": null}` follows the real clock again, `{"advance": seconds}` moves it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,7 +44,7 @@ from snowcheck.emulator.api import (
 )
 from snowcheck.emulator.clock import Clock, format_time, http_date, parse_time
 from snowcheck.emulator.faults import HIBERNATE_PAGE, Faults, error_body, status_headers
-from snowcheck.emulator.scenario import resolve_relative
+from snowcheck.emulator.scenario import BatchConfig, resolve_relative
 from snowcheck.emulator.store import Store
 
 LOOPBACK = "127.0.0.1"
@@ -191,6 +196,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(error_response(400, NO_RESOURCE, None))
         except (ConnectionError, TimeoutError):
             self.close_connection = True
+        except Exception as error:  # an emulator bug: answer like a failing instance, loudly
+            traceback.print_exc(file=sys.stderr)
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._send(error_response(500, "Emulator failure", repr(error)))
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -296,6 +306,8 @@ class _Handler(BaseHTTPRequestHandler):
             ("DELETE", "/__emulator/faults"): self._delete_faults,
             ("GET", "/__emulator/log"): self._get_log,
             ("DELETE", "/__emulator/log"): self._delete_log,
+            ("GET", "/__emulator/batch"): self._get_batch,
+            ("POST", "/__emulator/batch"): self._post_batch,
             ("GET", "/__emulator/clock"): self._get_clock,
             ("POST", "/__emulator/clock"): self._post_clock,
         }
@@ -332,6 +344,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _delete_log(self, payload: Any) -> ApiResponse:
         self.app.log.clear()
         return json_response(200, {"cleared": True})
+
+    def _get_batch(self, payload: Any) -> ApiResponse:
+        return json_response(200, self.app.api.batch.to_dict())
+
+    def _post_batch(self, payload: Any) -> ApiResponse:
+        self.app.api.batch = BatchConfig.from_dict(payload)
+        return self._get_batch(None)
 
     def _clock_state(self) -> ApiResponse:
         clock = self.app.clock

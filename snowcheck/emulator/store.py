@@ -7,6 +7,7 @@ import re
 import sqlite3
 import threading
 import uuid
+import weakref
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -134,6 +135,8 @@ class Store:
         self._clock = clock
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Emulators are often dropped without close(): release the database with the store.
+        weakref.finalize(self, self._conn.close)
         self._references: dict[tuple[str, str], str] = dict(REFERENCES)
         self._references.update(references or {})
         self._fields: dict[str, list[str]] = {}
@@ -283,11 +286,11 @@ class Store:
             columns.extend(name for name in shape if name not in columns)
         self._add_fields(table, columns)
         names = ", ".join(map(quote_identifier, columns))
-        sql = f"INSERT INTO {self.sql_table(table)} ({names}) VALUES "
+        marks = ", ".join("?" * len(columns))
+        sql = f"INSERT INTO {self.sql_table(table)} ({names}) VALUES ({marks})"
         params: Iterable[Any]
-        sql += "(" + ", ".join("?" * len(columns)) + ")"
         if len(seen) == 1 and len(columns) > 1:
-            params = map(itemgetter(*columns), rows)
+            params = map(itemgetter(*columns), rows)  # the fast path of a uniform bulk load
         else:
             blanks = [""] * len(columns)
             params = [tuple(map(row.get, columns, blanks)) for row in rows]

@@ -151,3 +151,26 @@ def test_the_log_records_the_batch_and_its_items(
     )
     assert inner.query == {"sysparm_fields": "sys_id"}
     assert (inner.status, inner.user, inner.bytes_in) == (200, "admin", len(b'{"a": 1}'))
+
+
+def test_batch_settings_can_change_over_the_control_endpoint(
+    emulator: Emulator, session: requests.Session
+) -> None:
+    control = f"{emulator.url}/__emulator/batch"
+    assert requests.get(control, timeout=5).json() == {
+        "enabled": True,
+        "refuse_status": 400,
+        "max_requests": None,
+    }
+    changed = requests.post(control, json={"max_requests": 1}, timeout=5).json()
+    assert changed["max_requests"] == 1
+    answer = batch(
+        emulator,
+        session,
+        item("1", "GET", "/api/now/table/sys_user"),
+        item("2", "GET", "/api/now/table/sys_user"),
+    ).json()
+    assert answer["unserviced_requests"] == ["2"]
+    requests.post(control, json={"enabled": False, "refuse_status": 404}, timeout=5)
+    assert batch(emulator, session).status_code == 404
+    assert requests.post(control, json={"refuse_status": 418}, timeout=5).status_code == 400

@@ -211,3 +211,9 @@ def test_responses_are_json_with_instance_headers(
     assert response.headers["Content-Type"] == "application/json;charset=UTF-8"
     assert response.headers["Server"] == "ServiceNow"
     assert int(response.headers["Content-Length"]) == len(response.content)
+
+
+def test_path_parts_are_percent_decoded(emulator: Emulator, session: requests.Session) -> None:
+    emulator.load_rows("sys_user", [{"sys_id": "odd id/1", "user_name": "odd"}])
+    response = session.get(table(emulator, "sys_user", "odd%20id%2F1"))
+    assert response.json()["result"]["user_name"] == "odd"
