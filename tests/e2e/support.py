@@ -182,6 +182,11 @@ class InProcess:
     def __call__(
         self, emulator: Emulator, *args: str, user: str = USER, password: str = PASSWORD
     ) -> Result:
+        """``snowcheck check --instance URL --user USER ARGS...``."""
+        return self.main(check_argv(emulator, *args, user=user), password=password)
+
+    def main(self, argv: Sequence[str], *, password: str = PASSWORD) -> Result:
+        """Any ``snowcheck`` command line, run by ``snowcheck.cli.main``."""
         for name in list(os.environ):
             if name.startswith(_SCRUBBED_PREFIXES) or name.lower() in _PROXY_NAMES:
                 self._monkeypatch.delenv(name, raising=False)
@@ -191,7 +196,7 @@ class InProcess:
         self._capsys.readouterr()  # forget what earlier steps printed
         stdout, stderr = io.StringIO(), io.StringIO()
         terminal = Terminal(stdout=stdout, stderr=stderr, width=200)
-        code = main(check_argv(emulator, *args, user=user), terminal=terminal)
+        code = main(list(argv), terminal=terminal)
         captured = self._capsys.readouterr()  # log records that reached sys.stderr
         return Result(code, stdout.getvalue() + captured.out, stderr.getvalue() + captured.err)
 

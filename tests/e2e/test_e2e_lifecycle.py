@@ -8,6 +8,7 @@ When the problem comes back, a new issue is opened: the resolved one is never re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def _untouchable(emulator: Emulator) -> list[dict[str, str]]:
     return [row for row in issues(emulator) if row.get("source") != SOURCE or row.get("mid_server")]
 
 
-def _apply(emulator: Emulator, tmp_path: Path) -> dict[str, object]:
+def _apply(emulator: Emulator, tmp_path: Path) -> dict[str, Any]:
     result = run_process(emulator, "--apply", "--format", "json", tmp_path=tmp_path)
     assert result.code == 0, result.err
     assert "Traceback" not in result.err
@@ -97,7 +98,7 @@ def test_three_runs_create_count_and_resolve(tmp_path: Path) -> None:
         emu.clock.advance(600)
         t1 = now_text(emu)
         second = _apply(emu, tmp_path)
-        assert {c["action"] for c in second["changes"]} == {"update"}  # type: ignore[index]
+        assert {c["action"] for c in second["changes"]} == {"update"}
         open2 = by_message(open_ours(emu))
         assert set(open2) == set(open1)
         for message, row in open2.items():
@@ -126,8 +127,8 @@ def test_three_runs_create_count_and_resolve(tmp_path: Path) -> None:
         emu.clock.advance(540)
         t2 = now_text(emu)
         third = _apply(emu, tmp_path)
-        resolves = [c for c in third["changes"] if c["action"] == "resolve"]  # type: ignore[union-attr,index]
-        assert [c["message"] for c in resolves] == [APAC]  # type: ignore[index]
+        resolves = [c for c in third["changes"] if c["action"] == "resolve"]
+        assert [c["message"] for c in resolves] == [APAC]
         apac = next(row for row in ours(emu) if row["message"] == APAC)
         assert apac["sys_id"] == open2[APAC]["sys_id"]
         assert (apac["state"], apac["count"], apac["last_detected"]) == ("resolved", "2", t1)
@@ -163,8 +164,8 @@ def test_three_runs_create_count_and_resolve(tmp_path: Path) -> None:
         )
         emu.clock.advance(60)
         fourth = _apply(emu, tmp_path)
-        creates = [c for c in fourth["changes"] if c["action"] == "create"]  # type: ignore[union-attr,index]
-        assert [c["message"] for c in creates] == [APAC]  # type: ignore[index]
+        creates = [c for c in fourth["changes"] if c["action"] == "create"]
+        assert [c["message"] for c in creates] == [APAC]
         apac_rows = [row for row in ours(emu) if row["message"] == APAC]
         assert len(apac_rows) == 2
         old_apac = next(row for row in apac_rows if row["sys_id"] == apac["sys_id"])
