@@ -411,9 +411,18 @@ def run_all_profiles(args: argparse.Namespace, terminal: Terminal) -> int:
 
 
 def run_emulator(args: argparse.Namespace, terminal: Terminal) -> int:
-    from snowcheck.emulator import serve
+    from snowcheck.demo import DEMO_SCENARIO
+    from snowcheck.emulator import ScenarioError, serve
 
-    serve(args.scenario, args.port, latency=args.latency)
+    scenario = args.scenario or str(DEMO_SCENARIO)
+    try:
+        serve(scenario, args.port, latency=args.latency)
+    except ScenarioError as exc:
+        raise ConfigError(f"scenario {scenario}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc} (try another --port)"
+        ) from None
     return EXIT_OK
 
 
