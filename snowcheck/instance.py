@@ -638,7 +638,12 @@ class Instance:
                 queue.clear()
                 break
             batch = self._take_batch(queue)
-            batch = self._skip_found_creates(batch, written, on_change)
+            try:
+                batch = self._skip_found_creates(batch, written, on_change)
+            except InstanceError as exc:
+                failures[batch[0].index] = exc
+                queue.extendleft(reversed(batch))
+                break
             if not batch:
                 continue
             retry = self._send_batch(batch, written, failures, on_change)
@@ -755,9 +760,17 @@ class Instance:
                 log.info("the batch API was refused (HTTP %s): one request per change", exc.status)
                 self._batch_refused = True
                 return batch
+            if exc.status is not None and 200 <= exc.status < 300 and "hibernat" not in str(exc):
+                # A 2xx whose body is not the JSON expected: the batch may have run.
+                return self._lost(batch, exc, failures, doing=doing)
             failures[batch[0].index] = exc
             return batch
         except (_Transient, requests.RequestException) as exc:
+            if not _is_transient(exc):
+                tries = max(item.tries for item in batch) + 1
+                error = self._failure(exc, table=ISSUE_TABLE, doing=doing, tries=tries)
+                failures[batch[0].index] = error
+                return batch
             return self._lost(batch, exc, failures, doing=doing)
         if answer is None:
             return self._lost(batch, None, failures, doing=doing)
@@ -823,7 +836,9 @@ class Instance:
                 item.tries += 1
         tries = max(item.tries for item in batch)
         if tries >= self.attempts:
-            if exc is not None:
+            if isinstance(exc, InstanceError):
+                error = exc
+            elif exc is not None:
                 error = self._failure(exc, table=ISSUE_TABLE, doing=doing, tries=tries)
             else:
                 error = self._error(
@@ -839,7 +854,9 @@ class Instance:
             "%s on %s failed (%s), attempt %d of %d; retrying in %.1f s",
             doing,
             self._host,
-            self._scrub(str(exc) if isinstance(exc, _Transient) else type(exc).__name__),
+            self._scrub(
+                str(exc) if isinstance(exc, _Transient | InstanceError) else type(exc).__name__
+            ),
             tries,
             self.attempts,
             wait,

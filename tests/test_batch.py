@@ -316,3 +316,13 @@ def test_three_runs_at_the_same_moment_leave_one_open_issue_per_message(
     _run_at_once(emulator, changes, (3, 5, 100))
     opened = open_issues(emulator)
     assert all(len(ids) == 1 for ids in opened.values()) and len(opened) == 22
+
+
+def test_a_hibernating_instance_fails_the_batch_without_retrying(emulator: Emulator) -> None:
+    emulator.faults.add("hibernate", path=BATCH)
+    with pytest.raises(PartialWrite) as caught:
+        _instance(emulator).apply(plan(update("kept", "b2"), create("m1")))
+    assert "hibernating" in str(caught.value)
+    assert caught.value.applied == () and len(caught.value.not_applied) == 2
+    assert calls(emulator) == [("POST", BATCH)]
+    assert "m1" not in open_issues(emulator)
