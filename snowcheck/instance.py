@@ -267,6 +267,7 @@ class Instance:
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
+        self._progress_lock = threading.Lock()
         self._backoff = tenacity.wait_exponential_jitter(multiplier=1, max=max_wait, jitter=1)
         self._secrets = tuple(
             secret
@@ -354,7 +355,8 @@ class Instance:
                 fresh += 1
             offset += page_size
             if self.progress is not None:
-                self.progress(table, len(keyed) + len(unkeyed), total)
+                with self._progress_lock:  # reads may run in several threads; callbacks not
+                    self.progress(table, len(keyed) + len(unkeyed), total)
             if page_total is not None:
                 if offset >= page_total:
                     break
