@@ -286,6 +286,10 @@ def test_two_runs_at_once_without_the_lock_create_no_duplicate_open_issue(
     """Each run reads back what it created and resolves a concurrent run's duplicates."""
     _no_lock_race(emulator, env)
     assert _open_duplicates(emulator) == {}
+    # The race really happened: both runs created, and the duplicates were settled.
+    issues = _issues(emulator)
+    opened = {m for m, s, _, _ in issues if s != "resolved"}
+    assert any(s == "resolved" and m in opened for m, s, _, _ in issues)
     # And the issues are those of one run, apart from the resolved duplicates and counts.
     alone = _one_run_result(env)
     opened = {(m, s) for m, s, _, _ in _issues(emulator) if s != "resolved"}
