@@ -32,6 +32,7 @@ from .support import (
     start,
     summary,
 )
+from .test_e2e_rules import EXPECTED
 
 pytestmark = pytest.mark.e2e
 
@@ -143,6 +144,17 @@ def test_killed_write_back_converges_on_the_next_run(
             for s, m, st, c, ms, d in expected
         )
         assert final == want
+        # Spelled out: both updates were made by the killed run and again by the next one
+        # (mid.west 2 -> 4, old.mid.account 5 -> 7, still acknowledged); an issue the killed
+        # run created was counted again (2), one it never created was created once (1).
+        west = final_open[EXPECTED[("auth_failed_down", "mid.west")]]
+        old = final_open[EXPECTED[("no_login_unassociated", "old.mid.account")]]
+        assert (west["state"], west["count"]) == ("new", "4")
+        assert (old["state"], old["count"]) == ("acknowledged", "7")
+        for message in created_by_killed:
+            assert final_open[message]["count"] == "2"
+        for message in created_again:
+            assert final_open[message]["count"] == "1"
         # The same rule, stated from the table the killed run left behind.
         for message, row in final_open.items():
             if message in open_after_kill:
