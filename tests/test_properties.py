@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 
 from snowcheck.connection import Connection
 from snowcheck.emulator import Emulator, Scenario
+from snowcheck.emulator.query import Condition, parse
 from snowcheck.errors import DataError
 from snowcheck.instance import Instance
 from snowcheck.plan import Action, build_plan
-from snowcheck.pull import read_open_issues
+from snowcheck.pull import read_events, read_open_issues
 from snowcheck.query import and_, chunk_in, in_
 from snowcheck.records import (
     CONFIG_TABLE,
@@ -159,6 +160,64 @@ def test_chunked_name_lists_together_return_exactly_the_rows_of_those_names(
         for chunk in chunk_in("parm1", names, budget):
             got += [row["sys_id"] for row in instance.fetch(EVENT_TABLE, chunk, ("sys_id",))]
     assert sorted(got) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=st.lists(user_names, min_size=1, max_size=12), budget=st.integers(1, 200))
+def test_the_emulator_parser_reads_back_exactly_the_names_the_builder_wrote(
+    names: list[str], budget: int
+) -> None:
+    for query in [in_("parm1", names), *chunk_in("parm1", names, budget)]:
+        parsed = parse(and_("name=login", query, "ORDERBYsys_id"))
+        assert parsed.unparsed == ()
+        ((first, *rest),) = parsed.groups
+        assert first == (Condition("name", "=", "login"),)
+        ((*alternatives,),) = rest
+        matched: set[str] = set()
+        for condition in alternatives:
+            assert condition.field == "parm1"
+            if condition.operator == "IN":
+                matched.update(condition.value.split(","))
+            elif condition.operator == "ISEMPTY":
+                matched.add("")
+            else:
+                assert condition.operator == "="
+                matched.add(condition.value)
+        if query == in_("parm1", names):
+            assert matched == set(names)
+        else:
+            assert matched <= set(names)
+
+
+@settings(HTTP, max_examples=20)
+@given(names=st.lists(user_names, min_size=1, max_size=8, unique=True), budget=st.integers(1, 120))
+def test_read_events_returns_exactly_the_window_events_of_the_candidates(
+    emulator: Emulator, names: list[str], budget: int
+) -> None:
+    rows: list[dict[str, str]] = []
+    for index, name in enumerate(names):
+        for kind, created in (
+            ("login.failed", "2026-11-25 11:30:00"),  # in the window
+            ("login", "2026-11-25 07:00:00"),  # before it
+            ("logout", "2026-11-25 11:40:00"),  # not a login event
+        ):
+            row = _event(name, len(rows))
+            row.update(name=kind, sys_created_on=created, parm2=str(index))
+            rows.append(row)
+        rows.append(dict(_event(name + "x", len(rows)), parm2=str(index)))  # a near-miss name
+    emulator.store.put_rows(EVENT_TABLE, rows, replace=True)
+    wanted = names[: max(1, len(names) // 2)]
+    expected = sorted(
+        row["sys_id"]
+        for row in rows
+        if row["parm1"] in wanted
+        and row["name"] == "login.failed"
+        and row["sys_created_on"] == "2026-11-25 11:30:00"
+    )
+    since = NOW - timedelta(hours=4, minutes=1)
+    with _instance(emulator) as instance:
+        got = read_events(instance, wanted, since=since, now=NOW, budget=budget)
+    assert sorted(row["sys_id"] for row in got) == expected
 
 
 # -- malformed rows ----------------------------------------------------------------------------
