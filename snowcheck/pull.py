@@ -35,8 +35,13 @@ Name chunks pack sorted names into IN lists of at most ``QUERY_BUDGET`` URL-enco
 characters, so their number is about ceil(sum(len(encoded name) + 3) / QUERY_BUDGET);
 there are none when every configured user is a role holder (5) or when no user is a
 candidate (6). With every table under P rows and at most one chunk each, a check makes
-5 to 7 requests. Retries add one request each. Applying a plan adds one request per
-change, plus one look-up read before each retried create.
+5 to 7 requests. Retries add one request each.
+
+Applying a plan of C changes through the Batch API adds ceil(C / batch_items) requests
+(more when ``batch_bytes`` or the instance's own per-batch limit cuts a batch short), and,
+when it created issues, one read-back query per chunk of created messages (duplicates
+found then cost one more batch). Without the Batch API: one request per change. A create
+whose answer was lost costs a look-up read before it is sent again.
 """
 
 from __future__ import annotations
