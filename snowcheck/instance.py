@@ -808,7 +808,11 @@ class Instance:
                 retry.append(item)
             else:
                 failures[item.index] = self._item_error(item, status, headers, content)
-        if retry and len(retry) == len(batch) and not self._batch_refused:
+        if (
+            retry
+            and not self._batch_refused
+            and not serviced.keys() & {str(i.index) for i in batch}
+        ):
             # Nothing was serviced: count a try, so a stuck instance cannot loop forever.
             for item in retry:
                 item.tries += 1

@@ -326,3 +326,13 @@ def test_a_hibernating_instance_fails_the_batch_without_retrying(emulator: Emula
     assert caught.value.applied == () and len(caught.value.not_applied) == 2
     assert calls(emulator) == [("POST", BATCH)]
     assert "m1" not in open_issues(emulator)
+
+
+def test_a_rate_limited_item_waits_as_asked_and_is_sent_again(emulator: Emulator) -> None:
+    emulator.faults.add("status", status=429, retry_after=3, method="PATCH", batch_item=True)
+    sleeps: list[float] = []
+    applied = _instance(emulator, sleep=sleeps.append).apply(plan(update("kept", "b2")))
+    assert applied == (update("kept", "b2"),)
+    assert sleeps == [3.0]
+    assert calls(emulator, batch=False) == [("POST", BATCH)] * 2
+    assert [entry.status for entry in settled_log(emulator) if entry.batch] == [429, 200]
