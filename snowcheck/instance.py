@@ -17,7 +17,6 @@ import json
 import logging
 import re
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -242,7 +241,7 @@ class Instance:
         *,
         attempts: int = DEFAULT_ATTEMPTS,
         max_wait: float = DEFAULT_MAX_WAIT,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], datetime] = _utc_now,
         progress: Progress | None = None,
         batch: bool = True,
@@ -264,7 +263,8 @@ class Instance:
         self.attempts = attempts
         self.max_wait = max_wait
         self.progress = progress
-        self._sleep = sleep
+        self._stopped = threading.Event()
+        self._sleep = sleep if sleep is not None else self._stopped.wait
         self._clock = clock
         self._lock = threading.Lock()
         self._progress_lock = threading.Lock()
@@ -332,6 +332,7 @@ class Instance:
         duplicates = 0
         offset = 0
         while True:
+            self._check_stopped(table)
             rows, page_total = self._read_page(table, ordered, fields, offset)
             if page_total is not None and total is not None and page_total != total:
                 log.warning(
@@ -982,7 +983,7 @@ class Instance:
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=self._wait,
             retry=tenacity.retry_if_exception(_is_transient),
-            sleep=self._sleep,
+            sleep=lambda seconds: self._pause_unless_stopped(seconds, table),
             before_sleep=lambda state: self._log_retry(state, doing),
             reraise=True,
         )
@@ -990,6 +991,25 @@ class Instance:
             return retrying(attempt)
         except (_Transient, requests.RequestException) as exc:
             raise self._failure(exc, table=table, doing=doing, tries=tries()) from exc
+
+    def stop_reads(self) -> None:
+        """Make reads running in other threads give up at their next page or retry.
+
+        For a pull whose other read failed: the error is already known, and nothing will
+        be written, so there is no point in waiting out their retries. Reads stay stopped:
+        read again through a new Instance.
+        """
+        self._stopped.set()
+
+    def _check_stopped(self, table: str) -> None:
+        if self._stopped.is_set():
+            raise InstanceError(
+                f"reading {table} abandoned: another read of this check failed", table=table
+            )
+
+    def _pause_unless_stopped(self, seconds: float, table: str) -> None:
+        self._sleep(seconds)  # by default, a wait that stop_reads ends early
+        self._check_stopped(table)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None

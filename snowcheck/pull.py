@@ -16,8 +16,9 @@ The reads, in order:
 Reads 2, 3, 4 and 7 depend on nothing but read 1: they run concurrently, at most
 ``concurrency`` requests at once (default 4), and so do the chunks of read 5 and then
 those of read 6. Fail-closed all the same: the first read to fail cancels those not yet
-started and the pull raises, so nothing is written. Concurrency changes when requests
-are sent, not which: the formula below holds whatever ``concurrency`` is.
+started, stops those running at their next page or retry, and the pull raises, so
+nothing is written. Concurrency changes when requests are sent, not which: the formula
+below holds whatever ``concurrency`` is.
 
 Requests made by one check, with P the page size and, for each query, T its number of
 matching rows (``X-Total-Count``, counted before ACLs)::
@@ -241,7 +242,9 @@ def pull_snapshot(
         failed = False
     finally:
         if pool is not None:
-            # After a failure, reads already running finish on their own; none is waited for.
+            if failed:
+                # Reads still running give up at their next page or retry; none is waited for.
+                instance.stop_reads()
             pool.shutdown(wait=not failed, cancel_futures=True)
     return Snapshot(now=now, tables=tables, clock_source=instance.clock_source)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -402,3 +403,24 @@ def test_a_failed_concurrent_read_fails_the_pull_before_the_events(
 def test_concurrency_must_be_positive() -> None:
     with pytest.raises(ValueError, match="concurrency"):
         pull_snapshot(make_instance(), window=WINDOW, source="S", concurrency=0)
+
+
+def test_a_failed_read_stops_the_others_waiting_to_retry(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    FakeTables(mock, scenario())
+    stub_candidates(monkeypatch, set())
+    retried = responses.Response(
+        "GET", f"{API}/sys_user_has_role", status=503, headers={"Retry-After": "30"}, body=""
+    )
+    mock.replace(retried)
+    mock.replace("GET", f"{API}/ecc_agent_config", status=403, json={"error": {"message": "ACL"}})
+    connection = Connection(base_url=BASE, user="checker", password="pw-secret")
+    instance = Instance(connection, attempts=5)  # the real, interruptible wait
+    started = time.monotonic()
+    with pytest.raises(InstanceError, match="ecc_agent_config"):
+        pull_snapshot(instance, window=WINDOW, source="S", concurrency=4)
+    time.sleep(0.3)
+    # The grants read was told to wait 30 s before its second attempt: it gave up instead.
+    assert time.monotonic() - started < 5
+    assert sum(call.request.url.startswith(f"{API}/sys_user_has_role") for call in mock.calls) <= 1
