@@ -21,6 +21,7 @@ from factories import AUTHZ, FAILED, INSIDE, NOW_TEXT, SOURCE, FakeInstance, iss
 from rich.console import Console
 
 from snowcheck.cli import main
+from snowcheck.emulator import BatchConfig, Emulator, Scenario
 from snowcheck.records import ISSUE_TABLE
 from snowcheck.render import Terminal
 
@@ -59,6 +60,8 @@ MARKERS = ("[bold red]u3[/]", "[link=http://e.vil/]u4[/link]", "[blink]mid[/]")
 # Rich's own styling on a colour terminal: SGR only (no OSC 8, which is what parsed
 # [link=...] markup would produce).
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
+# ... and, on stderr, its progress bar: hide/show the cursor, move up, erase the line.
+_PROGRESS = re.compile(r"\x1b\[\?25[lh]|\r(?=\x1b\[)|\x1b\[[0-9]*[AK]")
 _FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
@@ -82,7 +85,7 @@ def hostile_snapshot(tmp_path: Path) -> Path:
 def assert_inert(text: str, *, colour: bool = False) -> None:
     """No control character a terminal acts on, apart from rich's own SGR when colour is on."""
     if colour:
-        text = _SGR.sub("", text)
+        text = _SGR.sub("", _PROGRESS.sub("", text))
     lines = text.replace("\n", "")
     assert "\x1b" not in lines, repr(text)
     found = _FORBIDDEN.search(lines)
@@ -213,3 +216,60 @@ def test_source_name_from_the_command_line_is_shown_inert(tmp_path: Path) -> Non
     assert result.code == 0, result.err
     assert_inert(result.out)
     assert "[b]x[/b]" in result.out
+
+
+# -- live: the same data pulled over HTTP ------------------------------------------------------
+
+PASSWORD = "terminal-pass"
+
+
+def _live_emulator(tmp_path: Path) -> Emulator:
+    document = json.loads(hostile_snapshot(tmp_path).read_text())
+    document["users"] = {"checker": {"password": PASSWORD}}
+    return Emulator(Scenario.from_dict(document))
+
+
+@pytest.fixture
+def live_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SERVICENOW_PASSWORD", PASSWORD)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("SNOWCHECK_CONFIG", raising=False)
+
+
+def test_hostile_names_survive_the_live_pull_and_print_inert(
+    live_env: None, tmp_path: Path
+) -> None:
+    with _live_emulator(tmp_path) as emu:
+        live = run("check", "--instance", emu.url, "--user", "checker", "--format", "json")
+        table = run(
+            "check", "--instance", emu.url, "--user", "checker", "--debug", "2", colour=True
+        )
+    offline = run("check", "--snapshot", str(hostile_snapshot(tmp_path)), "--format", "json")
+    assert live.code == 0, live.err
+    findings = json.loads(live.out)["findings"]
+    assert {f["user"] for f in findings} == set(USERS.values())
+    expected = json.loads(offline.out)["findings"]
+    assert sorted(f["message"] for f in findings) == sorted(f["message"] for f in expected)
+    assert table.code == 0, table.err
+    assert_inert(table.out, colour=True)
+    assert_inert(table.err, colour=True)
+    # The plan's warning about the two open issues sharing a hostile message, inert too.
+    warning = " ".join(_SGR.sub("", _PROGRESS.sub("", table.err)).split())
+    assert "2 open issues share the message '[link=http://e.vil/]acknowledged" in warning
+    assert "\\x1b]0;pwned\\x07" in warning
+    assert "[bold red]u3[/]" in _SGR.sub("", table.out)
+
+
+def test_the_partial_write_table_prints_hostile_messages_inert(
+    live_env: None, tmp_path: Path
+) -> None:
+    with _live_emulator(tmp_path) as emu:
+        emu.batch = BatchConfig(enabled=False)  # one request per change
+        emu.faults.add("status", status=500, method="PATCH", times=1)
+        result = run("check", "--instance", emu.url, "--user", "checker", "--apply", colour=True)
+    assert result.code == 1
+    flat = " ".join(_SGR.sub("", result.err).split())
+    assert "Write-back stopped part-way" in flat
+    assert "[bold red]issue[/]" in flat
+    assert_inert(result.err, colour=True)
+    assert_inert(result.out, colour=True)
