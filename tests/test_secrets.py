@@ -388,6 +388,23 @@ def test_a_password_file_readable_by_group_or_others_gets_a_warning(
     assert_clean(warning)
 
 
+def test_a_loose_password_file_named_in_the_config_file_gets_a_warning_too(
+    env: None, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text(PASSWORD)
+    secret.chmod(0o604)
+    config = tmp_path / "snowcheck.toml"
+    config.write_text(f'instance = "{emulator.url}"\nuser = "{USER}"\npassword_file = "pw"\n')
+    monkeypatch.delenv("SERVICENOW_PASSWORD")
+    result = run("check", "--config", str(config))
+    assert result.code == 0, result.err
+    flat = " ".join(result.err.split())
+    assert "readable by group or others" in flat
+    assert "chmod 600" in flat
+    assert_clean(result.out + result.err)
+
+
 def test_the_cli_prints_the_password_file_warning_and_a_private_file_gets_none(
     env: None, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
