@@ -19,6 +19,7 @@ from .support import (
     InProcess,
     by_message,
     control,
+    demo_data,
     issues,
     mid_id,
     now_text,
@@ -230,3 +231,45 @@ def test_acknowledged_kept_and_foreign_issues_never_touched(emu: Emulator, cli: 
     written = [entry for entry in emu.log if entry.method in ("PATCH", "PUT", "DELETE")]
     assert written
     assert not {entry.path.rsplit("/", 1)[-1] for entry in written} & untouchable_ids
+
+
+def test_existing_duplicates_update_the_newest_and_warn(tmp_path: Path) -> None:
+    """Two open issues with one identity already on the instance: the most recently
+    updated one is counted, the other left as it is, with a warning. The real process
+    also keeps stdout one JSON document while warnings (a retry too) go to stderr."""
+    data = demo_data()
+    west = next(row for row in data["tables"]["ecc_agent_issue"] if row["message"] == WEST)
+    newer = {
+        **west,
+        "sys_id": "00000000000000000000000000000d01",
+        "state": "acknowledged",
+        "count": "9",
+        "sys_updated_on": "-30m",  # the demo's own is 4 hours old
+    }
+    data["tables"]["ecc_agent_issue"].append(newer)
+    emu = start(data)
+    try:
+        older = next(row for row in issues(emu) if row["sys_id"] == west["sys_id"])
+        emu.faults.add("status", status=429, retry_after=0)  # a retry, logged on stderr
+        result = run_process(emu, "--apply", "--format", "json", tmp_path=tmp_path)
+        assert result.code == 0, result.err
+        document = result.json  # stdout is exactly one JSON document
+        updates = [c for c in document["changes"] if c["message"] == WEST]
+        assert updates == [
+            {
+                "action": "update",
+                "sys_id": newer["sys_id"],
+                "message": WEST,
+                "state": "acknowledged",
+                "count": 10,
+                "state_before": "acknowledged",
+                "count_before": 9,
+            }
+        ]
+        warnings = "".join(result.err.splitlines())  # rich wraps long lines
+        assert "2 open issues share the message" in warnings
+        assert "retrying" in warnings
+        assert next(row for row in issues(emu) if row["sys_id"] == west["sys_id"]) == older
+        assert next(row for row in issues(emu) if row["sys_id"] == newer["sys_id"])["count"] == "10"
+    finally:
+        emu.stop()
