@@ -12,13 +12,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from snowcheck.emulator import Emulator, Scenario
+from snowcheck.emulator import BatchConfig, Emulator, Scenario
 from snowcheck.plan import DEFAULT_SOURCE
 from snowcheck.records import ISSUE_TABLE
 
@@ -52,7 +53,9 @@ def _value(report: str, label: str) -> str:
 @pytest.mark.slow
 def test_a_small_soak_has_no_unclean_failure_and_converges() -> None:
     done = subprocess.run(
-        [sys.executable, str(SOAK), "--runs", "12", "--seed", "11"],
+        # Slow answers at most 1.5 s past the read timeout: the slow-commit duplicates have
+        # their own (xfail) test below; this one guards everything else.
+        [sys.executable, str(SOAK), "--runs", "12", "--seed", "11", "--slow-max", "2.5"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -294,3 +297,43 @@ def test_two_runs_at_once_without_the_lock_create_no_duplicate_open_issue(
     alone = _one_run_result(env)
     opened = {(m, s) for m, s, _, _ in _issues(emulator) if s != "resolved"}
     assert opened == {(m, s) for m, s, _, _ in alone if s != "resolved"}
+
+
+# -- a create slower than the read timeout -----------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch", [False, True], ids=["single-requests", "batch-api"])
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a create whose answer comes after read_timeout is still committed by the "
+    "instance; instance.Instance.create_issue (and a batch whose answer was lost) looks the "
+    "message up before re-POSTing, but that look-up runs before the slow POST commits, so "
+    "both land: two open issues with one message, and later runs only warn about them. Do "
+    "not re-POST a create whose outcome is unknown in the same run (stop with PartialWrite; "
+    "the next run reads the table and converges), or settle our own duplicates every run",
+)
+def test_a_create_answered_after_the_read_timeout_leaves_no_duplicate(
+    env: dict[str, str], tmp_path: Path, batch: bool
+) -> None:
+    config = tmp_path / "snowcheck.toml"
+    config.write_text("read_timeout = 1\n")
+    with Emulator(_scenario()) as emu:
+        emu.batch = BatchConfig(enabled=batch)
+        path = "/api/now/v1/batch" if batch else "/table/ecc_agent_issue"
+        emu.faults.add("slow", seconds=5, method="POST", path=path)
+        started = time.monotonic()
+        done = subprocess.run(
+            _command(emu.url, "--config", str(config)),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        # Wait for the slow POST to be served (it commits then, whatever the client did).
+        while not any(e.fault == "slow" for e in emu.log) and time.monotonic() < started + 30:
+            time.sleep(0.1)
+        assert "Traceback" not in done.stderr
+        assert done.returncode in (0, 1), done.stderr
+        assert _open_duplicates(emu) == {}
