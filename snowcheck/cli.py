@@ -20,6 +20,7 @@ from snowcheck.check import Outcome, assess, load_snapshot
 from snowcheck.errors import ConfigError, PartialWrite, SnowcheckError
 from snowcheck.messages import CHOICES
 from snowcheck.plan import DEFAULT_SOURCE, Change
+from snowcheck.pull import DEFAULT_CONCURRENCY
 from snowcheck.render import Terminal
 from snowcheck.rules import DEFAULT_WINDOW, HEARTBEAT, parse_window
 from snowcheck.run import CheckSettings
@@ -128,7 +129,26 @@ def check_settings(
     source = str(pick(args.source, "source", DEFAULT_SOURCE))
     if not source.strip():
         raise ConfigError("the issue source cannot be empty (--source or 'source' in the config)")
-    return CheckSettings(window=window, source=source, messages=messages)
+    concurrency = pick(getattr(args, "concurrency", None), "concurrency", DEFAULT_CONCURRENCY)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(
+            "concurrency must be a whole number of at least 1 "
+            "(--concurrency or 'concurrency' in the config)"
+        )
+    return CheckSettings(window=window, source=source, messages=messages, concurrency=concurrency)
+
+
+def write_options(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """How apply writes: 'batch' (true/false) and 'batch_size' (changes per batch request)."""
+    from snowcheck.instance import DEFAULT_BATCH_ITEMS
+
+    batch = profile.get("batch", True)
+    if not isinstance(batch, bool):
+        raise ConfigError("config key 'batch' must be true or false")
+    size = profile.get("batch_size", DEFAULT_BATCH_ITEMS)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError("config key 'batch_size' must be a positive whole number")
+    return {"batch": batch, "batch_items": size}
 
 
 # The check -----------------------------------------------------------------------------------
@@ -216,7 +236,9 @@ def _live(
     with (
         lock,
         _progress(terminal) as bar,
-        Instance(connection, progress=_progress_callback(bar)) as instance,
+        Instance(
+            connection, progress=_progress_callback(bar), **write_options(profile)
+        ) as instance,
     ):
         try:
             checked = live_check(
@@ -475,6 +497,12 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
         choices=CHOICES,
         help="message wording: docs (default), kingston (older releases), or auto (match the "
         "open issues on the instance)",
+    )
+    rules.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="reads in flight at once (default 4; 1 reads one table at a time)",
     )
 
 

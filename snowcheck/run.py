@@ -10,7 +10,7 @@ from datetime import timedelta
 from snowcheck.check import Outcome, assess
 from snowcheck.instance import Instance
 from snowcheck.plan import Action, Change
-from snowcheck.pull import pull_snapshot
+from snowcheck.pull import DEFAULT_CONCURRENCY, pull_snapshot
 
 log = logging.getLogger("snowcheck")
 
@@ -22,6 +22,8 @@ class CheckSettings:
     window: timedelta
     source: str
     messages: str
+    concurrency: int = DEFAULT_CONCURRENCY
+    """Reads in flight at once during the pull (``--concurrency``, ``concurrency``)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,12 @@ def live_check(
     log.info(
         "check of %s started (window %s, source %s)", base_url, settings.window, settings.source
     )
-    snapshot = pull_snapshot(instance, window=settings.window, source=settings.source)
+    snapshot = pull_snapshot(
+        instance,
+        window=settings.window,
+        source=settings.source,
+        concurrency=settings.concurrency,
+    )
     if snapshot.clock_source == "local":
         warn("the instance sent no usable Date header: using the local clock as 'now'")
     outcome = assess(

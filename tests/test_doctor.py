@@ -351,7 +351,11 @@ def test_example_config_documents_only_keys_snowcheck_reads() -> None:
         "window",
         "messages",
         "source",
+        "concurrency",
         "apply",
+        # cli.write_options
+        "batch",
+        "batch_size",
     }
     document = load_config_file(EXAMPLE)
     keys = {key for key in document if key != "instances"}
