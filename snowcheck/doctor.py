@@ -55,8 +55,6 @@ from snowcheck.errors import ConfigError, InstanceError
 from snowcheck.instance import Instance
 from snowcheck.messages import TEMPLATE_SETS, choose
 from snowcheck.pull import (
-    LOGIN_EVENTS,
-    SCHEDULING_MARGIN,
     read_associations,
     read_open_issues,
     read_roles,
@@ -73,6 +71,7 @@ from snowcheck.records import (
     format_time,
 )
 from snowcheck.render import Terminal, literal
+from snowcheck.rules import LOGIN_EVENTS, SCHEDULING_MARGIN
 from snowcheck.run import CheckSettings
 
 OK = "OK"

@@ -67,14 +67,11 @@ from snowcheck.records import (
     Snapshot,
     format_time,
 )
-from snowcheck.rules import event_candidates
+from snowcheck.rules import LOGIN_EVENTS, MID_ROLE, SCHEDULING_MARGIN, event_candidates
 
-ROLE_NAMES = ("mid_server", "soap_script")
-SCHEDULING_MARGIN = timedelta(seconds=60)
-"""The instance job's one-minute scheduling margin, added to the window."""
+ROLE_NAMES = (MID_ROLE, "soap_script")
 QUERY_BUDGET = 4000
 """URL-encoded characters allowed for one IN list of names; keeps URLs well under 8 KB."""
-LOGIN_EVENTS = ("login", "login.failed", "login.authorization.failed")
 
 ROLE_FIELDS = ("sys_id", "name")
 USER_FIELDS = ("sys_id", "user_name", "active", "sys_domain", "locked_out")

@@ -297,7 +297,10 @@ ERROR_CASES: list[tuple[str, str, dict[str, Any], int | None, list[str], int]] =
         "ecc_agent_config",
         {"status": 403, "json": _error_body("Operation Failed")},
         403,
-        ["read access to ecc_agent_config denied", "such as mid_server or admin"],
+        [
+            "read access to ecc_agent_config denied",
+            "such as admin, or a custom role granting it (not mid_server)",
+        ],
         1,
     ),
     (
