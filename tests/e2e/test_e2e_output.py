@@ -155,7 +155,7 @@ def test_default_lock_lives_under_xdg_state_home(emu: Emulator, tmp_path: Path) 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: snowcheck/render.py Terminal.error/info print through rich, which wraps "
+    reason="BUG: snowcheck/render.py Terminal.error/info/warn print through rich, which wraps "
     "at the console width (80 columns when stderr is not a terminal, as under cron): "
     "a long error or note comes out on several lines, against SPEC 5 'Errors are one "
     "line on stderr'",
