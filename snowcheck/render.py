@@ -66,14 +66,19 @@ class Terminal:
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(Text.assemble(("warning: ", "bold yellow"), literal(message)))
+            self.err.print(
+                Text.assemble(("warning: ", "bold yellow"), literal(message)), soft_wrap=True
+            )
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(Text(literal(message), style="dim"))
+            self.err.print(Text(literal(message), style="dim"), soft_wrap=True)
 
     def error(self, message: str) -> None:
-        self.err.print(Text.assemble(("snowcheck: error: ", "bold red"), literal(message)))
+        # soft_wrap: one line whatever the width (cron and journald read it line by line).
+        self.err.print(
+            Text.assemble(("snowcheck: error: ", "bold red"), literal(message)), soft_wrap=True
+        )
 
     # The report ----------------------------------------------------------------------------
 

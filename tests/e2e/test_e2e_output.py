@@ -118,7 +118,7 @@ def _hold_lock(path: Path) -> int:
 
 
 def _lock_note(result: Result) -> str:
-    """The note on stderr, rich's soft wraps undone (see the one-line xfail below)."""
+    """The note on stderr as one string."""
     return "".join(result.err.splitlines())
 
 
@@ -153,13 +153,6 @@ def test_default_lock_lives_under_xdg_state_home(emu: Emulator, tmp_path: Path) 
     assert [path.name for path in locks] == [f"127.0.0.1_{emu.port}.lock"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: snowcheck/render.py Terminal.error/info/warn print through rich, which wraps "
-    "at the console width (80 columns when stderr is not a terminal, as under cron): "
-    "a long error or note comes out on several lines, against SPEC 5 'Errors are one "
-    "line on stderr'",
-)
 @pytest.mark.parametrize("case", ["auth-error", "lock-note"])
 def test_error_is_one_line_on_stderr(emu: Emulator, tmp_path: Path, case: str) -> None:
     if case == "auth-error":
