@@ -164,6 +164,16 @@ class RunRecord:
     applied: tuple[Change, ...] | None = None
     requests: int = 0
     secrets: tuple[str, ...] = ()
+    log_handler: logging.Handler | None = None
+
+    def add_secret(self, secret: str) -> None:
+        """Hide ``secret`` from the outputs, the log file included (opened before it was known)."""
+        from snowcheck.monitoring import RedactingFilter
+
+        self.secrets = (*self.secrets, secret)
+        for log_filter in self.log_handler.filters if self.log_handler else ():
+            if isinstance(log_filter, RedactingFilter):
+                log_filter.add(secret)
 
     @property
     def elapsed(self) -> float:
@@ -228,7 +238,7 @@ def _live(
         terminal.warn(warning)
     connection = resolved.connection
     record.instance_url = connection.base_url
-    record.secrets = (connection.password,)
+    record.add_secret(connection.password)
 
     lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if args.apply and not args.no_lock:
@@ -276,6 +286,7 @@ def _log_file(args: argparse.Namespace, record: RunRecord) -> Iterator[None]:
     from snowcheck.monitoring import open_log_file
 
     handler = open_log_file(args.log_file, secrets=record.secrets)
+    record.log_handler = handler
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
@@ -335,7 +346,8 @@ def run_check(args: argparse.Namespace, terminal: Terminal) -> int:
             with contextlib.suppress(SnowcheckError):
                 _write_prometheus(args, record, success=False)
         if args.format == "nagios":
-            from snowcheck.monitoring import nagios_report, redact
+            from snowcheck.monitoring import nagios_report
+            from snowcheck.redact import redact
 
             text, code = nagios_report(
                 None,
@@ -405,7 +417,7 @@ def _run_profile(
 
         if isinstance(exc, LockHeld):
             return ProfileResult(name, record.instance_url, None, False, str(exc), EXIT_OK)
-        from snowcheck.monitoring import redact
+        from snowcheck.redact import redact
 
         message = redact(str(exc), record.secrets)
         return ProfileResult(name, record.instance_url, None, False, message, exc.exit_code)

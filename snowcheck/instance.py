@@ -37,6 +37,7 @@ from snowcheck.errors import InstanceError, PartialWrite
 from snowcheck.plan import Action, Change, Plan
 from snowcheck.query import and_, chunk_in, eq
 from snowcheck.records import ISSUE_TABLE
+from snowcheck.redact import redact
 
 log = logging.getLogger("snowcheck.instance")
 
@@ -214,6 +215,11 @@ def _is_name_resolution(exc: BaseException) -> bool:
             if isinstance(nested, BaseException):
                 pending.append(nested)
     return False
+
+
+def _unanswered(exc: BaseException) -> bool:
+    """The instance got the request but did not answer in time: it may still be writing it."""
+    return isinstance(exc, requests.exceptions.ReadTimeout)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -527,7 +533,16 @@ class Instance:
             )
             return self._record(body, table=ISSUE_TABLE, doing=doing)
 
-        return self._retrying(attempt, table=ISSUE_TABLE, doing=doing, tries=lambda: tries)
+        # A create that timed out waiting for its answer is not sent again in this run: the
+        # instance may save it after any look-up we could make now. The next check reads
+        # the table and converges (an update if it was saved, a create if not).
+        return self._retrying(
+            attempt,
+            table=ISSUE_TABLE,
+            doing=doing,
+            tries=lambda: tries,
+            retry_if=lambda exc: _is_transient(exc) and not _unanswered(exc),
+        )
 
     def _find_created(self, payload: Mapping[str, str]) -> dict[str, Any] | None:
         query = and_(
@@ -771,7 +786,10 @@ class Instance:
             failures[batch[0].index] = exc
             return batch
         except (_Transient, requests.RequestException) as exc:
-            if not _is_transient(exc):
+            creates = any(item.change.action is Action.CREATE for item in batch)
+            if not _is_transient(exc) or (creates and _unanswered(exc)):
+                # Not retried; nor a batch of creates that timed out waiting for its answer:
+                # the instance may still save them after any look-up made now.
                 tries = max(item.tries for item in batch) + 1
                 error = self._failure(exc, table=ISSUE_TABLE, doing=doing, tries=tries)
                 failures[batch[0].index] = error
@@ -979,12 +997,18 @@ class Instance:
         return self._retrying(attempt, table=table, doing=doing, tries=lambda: tries)
 
     def _retrying(
-        self, attempt: Callable[[], T], *, table: str, doing: str, tries: Callable[[], int]
+        self,
+        attempt: Callable[[], T],
+        *,
+        table: str,
+        doing: str,
+        tries: Callable[[], int],
+        retry_if: Callable[[BaseException], bool] = _is_transient,
     ) -> T:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=self._wait,
-            retry=tenacity.retry_if_exception(_is_transient),
+            retry=tenacity.retry_if_exception(retry_if),
             sleep=lambda seconds: self._pause_unless_stopped(seconds, table),
             before_sleep=lambda state: self._log_retry(state, doing),
             reraise=True,
@@ -1122,9 +1146,7 @@ class Instance:
     # -- errors --------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets, mask="***")
 
     def _error(self, message: str, *, table: str, status: int | None = None) -> InstanceError:
         return InstanceError(self._scrub(message), table=table, status=status)

@@ -16,11 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
-from urllib.parse import quote, quote_plus
 
 from snowcheck.check import Outcome
 from snowcheck.errors import ConfigError
 from snowcheck.plan import Action, Change
+from snowcheck.redact import redact
 from snowcheck.render import literal
 from snowcheck.rules import RULES, Who
 
@@ -300,32 +300,6 @@ def write_textfile_atomically(path: str, text: str) -> None:
 
 # The log file --------------------------------------------------------------------------------
 
-REDACTED = "[REDACTED]"
-
-# The header's value up to the end of the line or of a quoted string; a backslash ends it
-# too, so the escaped "\r\n" of a logged bytes repr is not swallowed.
-_AUTHORIZATION = re.compile(
-    r"""(?P<name>authorization['"]?\s*[:=]\s*['"]?)(?P<value>[^'"\\\r\n,}]+)""",
-    re.IGNORECASE,
-)
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every Authorization header value and every secret replaced.
-
-    A secret is also matched in its URL-encoded forms, as it would appear in a
-    logged URL or form body.
-    """
-    text = _AUTHORIZATION.sub(lambda match: match.group("name") + REDACTED, text)
-    forms = {form for secret in secrets if secret for form in _encodings(secret)}
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, REDACTED)
-    return text
-
-
-def _encodings(secret: str) -> tuple[str, ...]:
-    return (secret, quote(secret, safe=""), quote_plus(secret, safe=""))
-
 
 class RedactingFilter(logging.Filter):
     """Rewrites each record's message and traceback with ``redact`` before any output."""
@@ -333,6 +307,11 @@ class RedactingFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self.secrets = tuple(secret for secret in secrets if secret)
+
+    def add(self, secret: str) -> None:
+        """Redact ``secret`` too, from now on (the password is known after the log opens)."""
+        if secret and secret not in self.secrets:
+            self.secrets = (*self.secrets, secret)
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

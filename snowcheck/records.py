@@ -93,9 +93,10 @@ class _Reader:
         value = self._raw(field, required)
         if value == "" and not required:
             return default
-        if value in ("true", True):
+        # Identity, not equality: 1 == True, and a number is not a boolean string.
+        if value == "true" or value is True:
             return True
-        if value in ("false", False):
+        if value == "false" or value is False:
             return False
         raise self.fail(field, f"should be 'true' or 'false', got {value!r}")
 

@@ -593,7 +593,7 @@ def test_failed_create_found_on_reread_is_not_posted_again(
     mock: responses.RequestsMock, make: Callable[..., Instance]
 ) -> None:
     create = _change(Action.CREATE, "User a^b is down, badly", None)
-    mock.add("POST", ISSUE, body=requests.exceptions.ReadTimeout("lost answer"))
+    mock.add("POST", ISSUE, body=requests.exceptions.ConnectionError("connection reset"))
     mock.add(
         "GET",
         ISSUE,
@@ -607,6 +607,18 @@ def test_failed_create_found_on_reread_is_not_posted_again(
         "^mid_serverISEMPTY^ORDERBYsys_id"
     )
     assert applied[0].sys_id == "made1"
+
+
+def test_create_timed_out_waiting_for_its_answer_is_not_sent_again(
+    mock: responses.RequestsMock, make: Callable[..., Instance]
+) -> None:
+    # The instance may still save it after any look-up made now: stop, the next run converges.
+    mock.add("POST", ISSUE, body=requests.exceptions.ReadTimeout("no answer"))
+    with pytest.raises(PartialWrite) as caught:
+        make(batch=False).apply(_plan(_change(Action.CREATE, "msg", None)))
+    assert [c.request.method for c in mock.calls] == ["POST"]
+    assert "read timeout" in str(caught.value)
+    assert "running the check again converges" in str(caught.value)
 
 
 def test_failed_create_not_found_on_reread_is_posted_again(

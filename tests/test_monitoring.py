@@ -16,15 +16,14 @@ import pytest
 from snowcheck.check import Outcome, assess, load_snapshot
 from snowcheck.errors import ConfigError
 from snowcheck.monitoring import (
-    REDACTED,
     nagios_report,
     open_log_file,
     prometheus_text,
     read_last_success,
-    redact,
     write_textfile_atomically,
 )
 from snowcheck.plan import Action
+from snowcheck.redact import REDACTED, redact
 from snowcheck.rules import RULES
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "snapshot.json"

@@ -399,12 +399,6 @@ def test_any_malformed_row_is_a_data_error_naming_table_sys_id_and_field(
         (USER_TABLE, "locked_out", 1.0),
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: records._Reader.boolean tests `value in ('true', True)` / `('false', False)`, "
-    "and 1 == True, 0 == False in Python, so JSON numbers 1/0/1.0 pass as booleans instead "
-    "of a DataError; test `value is True` / `value is False` instead",
-)
 def test_numbers_and_json_booleans_are_not_accepted_as_boolean_strings(
     table: str, field: str, value: Any
 ) -> None:

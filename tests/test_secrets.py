@@ -261,12 +261,6 @@ def test_error_bodies_echoing_the_password_do_not_leak_it(
     assert_clean(caplog.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: instance.Instance._scrub replaces only the raw password and the Basic token, "
-    "not the URL-encoded forms that monitoring.redact covers; an error body echoing a "
-    "login URL leaks quote_plus(password). Scrub with monitoring.redact's forms too",
-)
 @pytest.mark.parametrize("where", ["url-encoded", "percent-encoded"])
 def test_error_bodies_echoing_the_encoded_password_do_not_leak_it(where: str) -> None:
     with responses.RequestsMock() as mock, _instance() as instance:
@@ -276,13 +270,6 @@ def test_error_bodies_echoing_the_encoded_password_do_not_leak_it(where: str) ->
     assert_clean(str(caught.value))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: instance._servicenow_reason flattens whitespace (_one_line) before "
-    "Instance._error scrubs secrets, so a password holding a tab, newline or double space "
-    "that the instance echoes is no longer found and leaks (whitespace collapsed); scrub "
-    "the reason before _one_line (or scrub the response text in _servicenow_reason)",
-)
 @pytest.mark.parametrize("password", ["tab\tin it", "two  spaces", "new\nline"])
 def test_a_password_with_odd_whitespace_echoed_by_the_instance_does_not_leak(
     password: str,
@@ -295,14 +282,6 @@ def test_a_password_with_odd_whitespace_echoed_by_the_instance_does_not_leak(
     assert collapsed not in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli._log_file builds the log file's RedactingFilter with record.secrets "
-    "while it is still () (RunRecord.secrets is set later, in cli._live), so the file's "
-    "redaction never knows the password; an error text holding an encoded form of it "
-    "(see the Instance._scrub xfail above) reaches the log file. Fix: let the filter read "
-    "record.secrets when it filters, or add the password to it once resolve_connection ran",
-)
 def test_the_log_file_redacts_the_encoded_password_of_an_echoed_error(
     env: None, tmp_path: Path
 ) -> None:
