@@ -57,8 +57,10 @@ def load_snapshot(path: str) -> Snapshot:
     if not isinstance(document, dict):
         raise DataError("snapshot", path, "(file)", "should be a JSON object")
     now = document.get("now")
-    if not isinstance(now, str):
+    if now is None:
         raise DataError("snapshot", path, "now", "is missing: give YYYY-MM-DD HH:MM:SS (UTC)")
+    if not isinstance(now, str):
+        raise DataError("snapshot", path, "now", f"should be YYYY-MM-DD HH:MM:SS, got {now!r}")
     try:
         moment = parse_time(now)
     except ValueError:

@@ -269,13 +269,16 @@ def _offline(args: argparse.Namespace, terminal: Terminal) -> Outcome:
     if args.apply:
         raise ConfigError("--apply needs a live instance: a snapshot file cannot be written back")
     settings = check_settings(args, {}, terminal)
-    return assess(
+    outcome = assess(
         load_snapshot(args.snapshot),
         instance=args.snapshot,
         window=settings.window,
         source=settings.source,
         messages=settings.messages,
     )
+    for warning in outcome.plan.warnings:
+        terminal.warn(warning)
+    return outcome
 
 
 @contextlib.contextmanager

@@ -525,7 +525,7 @@ class _Doctor:
                 )
             )
             return
-        self.emit(Line(OK, name, f"skew {skew.total_seconds():.0f} s"))
+        self.emit(Line(OK, name, f"skew {abs(skew.total_seconds()):.0f} s"))
 
 
 def _secrets(connection: Connection) -> tuple[str, ...]:

@@ -104,10 +104,9 @@ class _Reader:
         value = self._raw(field, True)
         if value == "":
             return 0
-        try:
-            return int(str(value))
-        except ValueError:
-            raise self.fail(field, f"should be a whole number, got {value!r}") from None
+        if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+            raise self.fail(field, f"should be a whole number, got {value!r}")
+        return int(value)
 
     def time(self, field: str, *, required: bool = True) -> datetime | None:
         value = self.text(field, required=required)

@@ -226,7 +226,12 @@ def test_directory_is_a_config_error(tmp_path: Path) -> None:
         pytest.param("", "(file)", "is not valid JSON", id="empty-file"),
         pytest.param("[]", "(file)", "should be a JSON object", id="array"),
         pytest.param('{"tables": {}}', "now", "is missing", id="missing-now"),
-        pytest.param('{"now": 5, "tables": {}}', "now", "is missing", id="now-not-a-string"),
+        pytest.param(
+            '{"now": 5, "tables": {}}',
+            "now",
+            "should be YYYY-MM-DD HH:MM:SS, got 5",
+            id="now-not-a-string",
+        ),
         pytest.param(
             '{"now": "2026-11-25T12:00:00Z", "tables": {}}',
             "now",

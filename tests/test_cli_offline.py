@@ -221,3 +221,15 @@ def test_instance_data_prints_literally(tmp_path: Path) -> None:
     out = run("check", "--snapshot", snapshot(tmp_path, hostile)).out
     assert "[bold]jane\\x1b[31m" in out
     assert "\x1b" not in out
+
+
+def test_duplicate_open_issues_warn_on_a_snapshot_too(tmp_path: Path) -> None:
+    def duplicate(document: Any) -> None:
+        issues = document["tables"]["ecc_agent_issue"]
+        twin = dict(issues[0], sys_id="f" * 32, sys_updated_on="2026-11-20 00:00:00")
+        issues.append(twin)
+
+    result = run("check", "--snapshot", snapshot(tmp_path, duplicate))
+    assert result.code == 0
+    assert "2 open issues share the message" in result.err
+    assert "f" * 32 in result.err

@@ -136,6 +136,12 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         """The bound port (useful when asked for port 0)."""
         return int(self.server_address[1])
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (killed, or timed out) is normal here: no traceback for it."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 def _query_dict(query: str) -> dict[str, str]:
     return dict(parse_qsl(query, keep_blank_values=True))
