@@ -30,14 +30,21 @@ FIXED_MID = "mid-west-1"
 
 
 def issue_table(emulator: Emulator, title: str) -> Table:
-    """The issues of our source as the instance holds them now (other sources are never touched)."""
+    """The issues snowcheck manages, as the instance holds them now.
+
+    Issues of other sources, or tied to one MID Server, are never touched and not shown.
+    """
     table = Table(title=title, title_justify="left")
     table.add_column("State", no_wrap=True)
     table.add_column("Count", no_wrap=True, justify="right")
     table.add_column("Last detected", no_wrap=True)
     table.add_column("Message", overflow="fold", ratio=1)
     styles = {"new": "bold red", "acknowledged": "yellow", "resolved": "green"}
-    ours = [row for row in emulator.rows(ISSUE_TABLE) if row.get("source") == DEFAULT_SOURCE]
+    ours = [
+        row
+        for row in emulator.rows(ISSUE_TABLE)
+        if row.get("source") == DEFAULT_SOURCE and not row.get("mid_server")
+    ]
     rows = sorted(ours, key=lambda r: (r.get("state") == "resolved", r.get("message", "")))
     for row in rows:
         state = row.get("state", "")
