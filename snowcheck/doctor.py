@@ -273,6 +273,20 @@ class _Doctor:
             )
         return Line(FAIL, name, self._said(exc))
 
+    def _visible(
+        self, table: str, read: Callable[[], Rows], *, required: bool = True
+    ) -> Rows | None:
+        """The rows read, or None after a FAIL line: access denied, or (when required) none
+        visible, which on an instance with MID Servers means an ACL hides them."""
+        rows = self._read(table, read)
+        if isinstance(rows, InstanceError):
+            self.emit(self._denied(table, rows))
+            return None
+        if required and not rows:
+            self.emit(Line(FAIL, f"read {table}", _empty(self.user, table)))
+            return None
+        return rows
+
     def _roles(self, rows: Rows | InstanceError) -> None:
         name = f"read {ROLE_TABLE}"
         if isinstance(rows, InstanceError):
@@ -301,12 +315,8 @@ class _Doctor:
             query = eq("role", self.mid_server_role)
         else:
             query = eq("role.name", "mid_server")
-        rows = self._read(table, lambda: self.instance.fetch(table, query, ("sys_id", "user")))
-        if isinstance(rows, InstanceError):
-            self.emit(self._denied(table, rows))
-            return
-        if not rows:
-            self.emit(Line(FAIL, f"read {table}", _empty(self.user, table)))
+        rows = self._visible(table, lambda: self.instance.fetch(table, query, ("sys_id", "user")))
+        if rows is None:
             return
         self.holder_ids = sorted({_text(row.get("user")) for row in rows} - {""})
         self.emit(Line(OK, f"read {table}", f"{len(rows)} grants of mid_server visible"))
@@ -318,24 +328,18 @@ class _Doctor:
         sample = self.holder_ids[:SAMPLE_USERS]
         if sample:
             query = f"{query}^OR{in_('sys_id', sample)}"
-        rows = self._read(table, lambda: self.instance.fetch(table, query, ("sys_id", "user_name")))
-        if isinstance(rows, InstanceError):
-            self.emit(self._denied(table, rows))
-            return
-        if not rows:
-            self.emit(Line(FAIL, f"read {table}", _empty(self.user, table)))
+        rows = self._visible(
+            table, lambda: self.instance.fetch(table, query, ("sys_id", "user_name"))
+        )
+        if rows is None:
             return
         self.user_names.update(_text(row.get("user_name")) for row in rows)
         self.emit(Line(OK, f"read {table}", f"{len(rows)} user records visible"))
 
     def _associations(self) -> None:
         table = CONFIG_TABLE
-        rows = self._read(table, lambda: read_associations(self.instance))
-        if isinstance(rows, InstanceError):
-            self.emit(self._denied(table, rows))
-            return
-        if not rows:
-            self.emit(Line(FAIL, f"read {table}", _empty(self.user, table)))
+        rows = self._visible(table, lambda: read_associations(self.instance))
+        if rows is None:
             return
         self.user_names.update(_text(row.get("value")) for row in rows)
         self.emit(
@@ -344,12 +348,8 @@ class _Doctor:
 
     def _mid_servers(self) -> None:
         table = MID_TABLE
-        rows = self._read(table, lambda: self.instance.fetch(table, "", ("sys_id",)))
-        if isinstance(rows, InstanceError):
-            self.emit(self._denied(table, rows))
-            return
-        if not rows:
-            self.emit(Line(FAIL, f"read {table}", _empty(self.user, table)))
+        rows = self._visible(table, lambda: self.instance.fetch(table, "", ("sys_id",)))
+        if rows is None:
             return
         self.emit(Line(OK, f"read {table}", f"{len(rows)} MID Servers visible"))
 
@@ -361,9 +361,10 @@ class _Doctor:
         since = now - (self.settings.window + SCHEDULING_MARGIN if chunk else RECENT_EVENTS)
         # Bounded by time (the table is large and rotates) and by the MID users' names.
         query = and_(in_("name", LOGIN_EVENTS), f"sys_created_on>{format_time(since)}", chunk)
-        rows = self._read(table, lambda: self.instance.fetch(table, query, ("sys_id",)))
-        if isinstance(rows, InstanceError):
-            self.emit(self._denied(table, rows))
+        rows = self._visible(
+            table, lambda: self.instance.fetch(table, query, ("sys_id",)), required=False
+        )
+        if rows is None:
             return
         who = "of the MID users " if chunk else ""
         if not rows:
@@ -388,9 +389,8 @@ class _Doctor:
     def _issues(self) -> None:
         table = ISSUE_TABLE
         source = self.settings.source
-        rows = self._read(table, lambda: read_open_issues(self.instance, source))
-        if isinstance(rows, InstanceError):
-            self.emit(self._denied(table, rows))
+        rows = self._visible(table, lambda: read_open_issues(self.instance, source), required=False)
+        if rows is None:
             return
         self.open_issues = rows
         if not rows:
