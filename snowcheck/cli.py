@@ -632,6 +632,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _TerminalWarnings(logging.Handler):
+    """snowcheck's own warnings (retries, duplicates settled) as terminal warnings.
+
+    Without it Python prints them bare on stderr, even under --quiet.
+    """
+
+    def __init__(self, terminal: Terminal) -> None:
+        super().__init__(logging.WARNING)
+        self.terminal = terminal
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.terminal.warn(record.getMessage())
+
+
 def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -640,6 +654,8 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
         args.format = args.format or "table"
     terminal = terminal or Terminal()
     terminal.quiet = terminal.quiet or getattr(args, "quiet", False)
+    warnings = _TerminalWarnings(terminal)
+    logging.getLogger("snowcheck").addHandler(warnings)
     try:
         code: int = args.run(args, terminal)
         return code
@@ -649,3 +665,5 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
     except KeyboardInterrupt:
         terminal.error("interrupted; nothing more was written")
         return EXIT_FAILED
+    finally:
+        logging.getLogger("snowcheck").removeHandler(warnings)
