@@ -363,7 +363,7 @@ def run_check(args: argparse.Namespace, terminal: Terminal) -> int:
         raise
     if args.prometheus_textfile:
         _write_prometheus(args, record, success=True)
-    return _finish(args, terminal, outcome, applied=record.applied is not None, record=record)
+    return _finish(args, terminal, outcome, record=record)
 
 
 def _finish(
@@ -371,13 +371,13 @@ def _finish(
     terminal: Terminal,
     outcome: Outcome,
     *,
-    applied: bool,
     record: RunRecord,
 ) -> int:
+    applied = record.applied
     if args.format == "nagios":
         from snowcheck.monitoring import nagios_report
 
-        text, code = nagios_report(outcome, elapsed=record.elapsed, applied=applied)
+        text, code = nagios_report(outcome, elapsed=record.elapsed, applied=applied is not None)
         terminal.out.file.write(text)
         return code
     if args.format == "json":

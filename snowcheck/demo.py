@@ -72,12 +72,12 @@ def demo(terminal: Terminal, *, scenario: str | None = None) -> None:
         with Instance(connection) as instance:
             out.rule("1. snowcheck check  (dry run: nothing is written)")
             checked = live_check(instance, settings, apply=False, force=False, warn=terminal.warn)
-            terminal.report(checked.outcome, applied=False)
+            terminal.report(checked.outcome, applied=checked.applied)
             out.print(issue_table(emulator, "ecc_agent_issue after the dry run (unchanged)"))
 
             out.rule("2. snowcheck check --apply")
             checked = live_check(instance, settings, apply=True, force=False, warn=terminal.warn)
-            terminal.report(checked.outcome, applied=True)
+            terminal.report(checked.outcome, applied=checked.applied)
             out.print(issue_table(emulator, "ecc_agent_issue after --apply"))
 
             out.rule(
@@ -86,7 +86,7 @@ def demo(terminal: Terminal, *, scenario: str | None = None) -> None:
             )
             _fix_one_problem(instance, emulator)
             checked = live_check(instance, settings, apply=True, force=False, warn=terminal.warn)
-            terminal.report(checked.outcome, applied=True)
+            terminal.report(checked.outcome, applied=checked.applied)
             out.print(issue_table(emulator, "ecc_agent_issue after the second --apply"))
         out.print(
             Text(

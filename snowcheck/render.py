@@ -82,13 +82,13 @@ class Terminal:
 
     # The report ----------------------------------------------------------------------------
 
-    def report(self, outcome: Outcome, *, applied: bool, debug: int = 0) -> None:
-        """The findings table, the plan table and a one-line summary, on stdout."""
+    def report(self, outcome: Outcome, *, applied: Sequence[Change] | None, debug: int = 0) -> None:
+        """The findings table, the plan (or the changes ``applied``) and a summary, on stdout."""
         self.out.print(self._heading(outcome))
         if debug >= 1:
             self.debug(outcome, debug, self.out)
         self.out.print(self._findings(outcome))
-        self.out.print(self._plan(outcome.plan.changes, applied))
+        self.out.print(self._plan(_changes(outcome, applied), applied is not None))
         self.out.print(self.summary(outcome, applied=applied))
 
     def _heading(self, outcome: Outcome) -> Text:
@@ -149,18 +149,19 @@ class Terminal:
             table.add_row("", Text("nothing to change", style="green"), "", "", "")
         return table
 
-    def summary(self, outcome: Outcome, *, applied: bool) -> Text:
-        plan = outcome.plan
+    def summary(self, outcome: Outcome, *, applied: Sequence[Change] | None) -> Text:
+        changes = _changes(outcome, applied)
         counts = ", ".join(
-            f"{len(plan.of(action))} to {action.value}"
+            f"{sum(c.action is action for c in changes)} "
+            + (f"{action.value}d" if applied is not None else f"to {action.value}")
             for action in (Action.CREATE, Action.UPDATE, Action.RESOLVE)
         )
         findings = len(outcome.evaluation.findings)
         tail = (
             "applied."
-            if applied
+            if applied is not None
             else "dry run: nothing written (use --apply to write)."
-            if plan.changes
+            if changes
             else "nothing to write."
         )
         return Text.assemble(
@@ -272,7 +273,7 @@ class Terminal:
 
     # JSON ----------------------------------------------------------------------------------
 
-    def json(self, outcome: Outcome, *, applied: bool) -> None:
+    def json(self, outcome: Outcome, *, applied: Sequence[Change] | None) -> None:
         """One JSON document on stdout (SPEC section 5)."""
         self.out.file.write(json.dumps(to_json(outcome, applied=applied), indent=2) + "\n")
         self.out.file.flush()
@@ -290,8 +291,13 @@ def change_json(change: Change) -> dict[str, Any]:
     }
 
 
-def to_json(outcome: Outcome, *, applied: bool) -> dict[str, Any]:
-    """The JSON contract of SPEC section 5."""
+def _changes(outcome: Outcome, applied: Sequence[Change] | None) -> Sequence[Change]:
+    """What was written (creates with their new sys_id), or else what the plan would write."""
+    return outcome.plan.changes if applied is None else applied
+
+
+def to_json(outcome: Outcome, *, applied: Sequence[Change] | None) -> dict[str, Any]:
+    """The JSON contract of SPEC section 5; ``applied``: the changes written, None if none."""
     window = outcome.evaluation.window
     return {
         "schema_version": SCHEMA_VERSION,
@@ -311,6 +317,6 @@ def to_json(outcome: Outcome, *, applied: bool) -> dict[str, Any]:
             }
             for finding in outcome.evaluation.findings
         ],
-        "changes": [change_json(change) for change in outcome.plan.changes],
-        "applied": applied,
+        "changes": [change_json(change) for change in _changes(outcome, applied)],
+        "applied": applied is not None,
     }

@@ -1,4 +1,4 @@
-"""Warnings logged while a check runs reach the terminal as warnings, and --quiet hides them."""
+"""The CLI against the emulator, in-process: warnings and --quiet, what an applied run reports."""
 
 from __future__ import annotations
 
@@ -32,3 +32,27 @@ def test_retry_warnings_follow_quiet(monkeypatch: pytest.MonkeyPatch, quiet: boo
         assert err.getvalue().startswith("warning: reading sys_user_role")
         assert "retrying in" in err.getvalue()
         assert "10 findings" in out.getvalue()
+
+
+def test_applied_run_reports_what_it_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("SERVICENOW_PASSWORD", "admin")
+    with Emulator(Scenario.load(str(DEMO))) as emu:
+        out = io.StringIO()
+        argv = ["check", "--instance", emu.url, "--user", "admin", "--apply", "--no-lock"]
+        code = main(
+            [*argv, "--format", "json"],
+            terminal=Terminal(stdout=out, stderr=io.StringIO(), width=200),
+        )
+        stored = {row["message"]: row["sys_id"] for row in emu.rows("ecc_agent_issue")}
+        table = io.StringIO()
+        main(argv, terminal=Terminal(stdout=table, stderr=io.StringIO(), width=400))
+    assert code == 0
+    document = json.loads(out.getvalue())
+    assert document["applied"] is True
+    creates = [c for c in document["changes"] if c["action"] == "create"]
+    assert len(creates) == 8
+    for create in creates:
+        assert create["sys_id"] == stored[create["message"]]
+    assert "0 created, 10 updated, 0 resolved; applied." in table.getvalue()
