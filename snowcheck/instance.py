@@ -4,10 +4,10 @@ pysnow builds URLs and parameters and sends through our ``requests.Session``; th
 adapter adds what it lacks: paging by offset with ``X-Total-Count``, retries with
 backoff (``Retry-After``, ``X-RateLimit-Reset``), timeouts, a JSON check on every
 answer (a hibernating developer instance answers 200 with HTML), PATCH instead of
-GET+PUT, writes grouped through the Batch API, creates that are never duplicated by a
-retry nor by a concurrent run, and one-line errors that name
-the cause and the fix. The password and the Authorization header never appear in an
-error, a log line or a repr.
+GET+PUT, writes grouped through the Batch API (``snowcheck.batch`` builds the batches
+and reads their answers), creates that are never duplicated by a retry nor by a
+concurrent run, and one-line errors that name the cause and the fix. The password and
+the Authorization header never appear in an error, a log line or a repr.
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ import json
 import logging
 import re
 import threading
-import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 import pysnow
 import requests
@@ -57,16 +54,10 @@ READ_BACK_FIELDS = ("sys_id", "message", "state", "count", "sys_created_on", "sy
 READ_BACK_BUDGET = 4000
 """URL-encoded characters of one IN list of messages read back after creates."""
 
-BATCH_PATH = "/api/now/v1/batch"
-BATCH_REFUSED = frozenset({400, 403, 404, 405})
-"""Statuses of the batch endpoint that mean "no batch API here": write one by one instead."""
 DEFAULT_BATCH_ITEMS = 100
 """Changes per batch: a batch runs as one transaction on the instance, keep it short."""
 DEFAULT_BATCH_BYTES = 1_000_000
 """Bytes of JSON per batch request, well under the instance's request size limit."""
-BATCH_OVERHEAD = 100
-"""The batch envelope's own bytes, counted against ``batch_bytes``."""
-NO_RESOURCE = "does not represent any resource"
 
 _SPACES = re.compile(r"\s+")
 
@@ -95,40 +86,6 @@ class _Transient(Exception):
         self.status = status
         self.delay = delay
         self.reason = reason
-
-
-@dataclass(eq=False)
-class _Item:
-    """One change on its way through the Batch API."""
-
-    index: int
-    """Its position in the plan: the batch item id, and the order of the result."""
-    change: Change
-    tries: int = 0
-    unknown: bool = False
-    """An earlier attempt may have been executed: a create must be looked up first."""
-
-
-def _fake_response(status: int, headers: Sequence[tuple[str, str]], content: bytes) -> Any:
-    """A batch item's answer as a requests.Response, to reuse the single-request errors."""
-    response = requests.Response()
-    response.status_code = status
-    response.headers.update(dict(headers))
-    response._content = content
-    return response
-
-
-def _not_routed(status: int, content: bytes) -> bool:
-    """Whether a batch item was refused because the batch API cannot route it."""
-    if status not in (400, 404):
-        return False
-    try:
-        body = json.loads(content)
-    except ValueError:
-        return False
-    error = body.get("error") if isinstance(body, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    return isinstance(message, str) and NO_RESOURCE in message.lower()
 
 
 def _count(value: Any) -> int | None:
@@ -264,7 +221,6 @@ class Instance:
         """Write through the Batch API (falls back to single requests when refused)."""
         self.batch_items = batch_items
         self.batch_bytes = batch_bytes
-        self._batch_refused = False
         self.duplicates_resolved: list[Change] = []
         """Duplicates of our creates (made by a concurrent run) resolved by the last apply."""
         self.connection = connection
@@ -304,6 +260,11 @@ class Instance:
         )
         # pysnow sets "User-Agent: pysnow"; say who is calling, for the instance's logs.
         session.headers["User-Agent"] = f"snowcheck/{__version__} (pysnow)"
+
+        # Imported here, not at the top: snowcheck.batch builds on this module.
+        from snowcheck.batch import BatchWriter
+
+        self._batches = BatchWriter(self)
 
     def __repr__(self) -> str:
         return f"Instance({self.connection.base_url!r}, user={self.connection.user!r})"
@@ -411,7 +372,7 @@ class Instance:
         """Write the plan's changes in order; return them (a create with its new sys_id).
 
         Changes go through the Batch API, several per request, unless it is turned off
-        or the instance refuses it (then one request per change, see ``_write_batches``).
+        or the instance refuses it (then one request per change, see ``snowcheck.batch``).
         Then the open issues of the messages just created are read back, and duplicates
         left by a concurrent run are resolved (see ``_duplicates``).
 
@@ -460,20 +421,26 @@ class Instance:
         """Write ``changes``: (applied, not applied, the first error), both lists in plan order."""
         if not changes:
             return [], [], None
-        if self.batch and not self._batch_refused:
-            return self._write_batches(changes, on_change)
-        return self._write_singly([_Item(index, c) for index, c in enumerate(changes)], on_change)
+        if self.batch and not self._batches.refused:
+            return self._batches.write(changes, on_change)
+        return self._write_singly([(change, False) for change in changes], on_change)
 
     def _write_singly(
-        self, items: Sequence[_Item], on_change: Callable[[Change], None] | None
+        self,
+        changes: Sequence[tuple[Change, bool]],
+        on_change: Callable[[Change], None] | None,
     ) -> tuple[list[Change], list[Change], InstanceError | None]:
-        """One request per change, stopping at the first failure."""
+        """One request per change, stopping at the first failure.
+
+        Each change comes with whether an earlier attempt may have written it (a create
+        is then looked up before it is sent).
+        """
         applied: list[Change] = []
-        for position, item in enumerate(items):
+        for position, (change, unknown) in enumerate(changes):
             try:
-                written = self._write(item.change, unknown=item.unknown)
+                written = self._write(change, unknown=unknown)
             except InstanceError as exc:
-                return applied, [i.change for i in items[position:]], exc
+                return applied, [c for c, _ in changes[position:]], exc
             applied.append(written)
             if on_change is not None:
                 on_change(written)
@@ -621,339 +588,6 @@ class Instance:
                     )
         return resolves
 
-    # -- writing through the Batch API -----------------------------------------------------
-
-    def _write_batches(
-        self, changes: Sequence[Change], on_change: Callable[[Change], None] | None
-    ) -> tuple[list[Change], list[Change], InstanceError | None]:
-        """Write ``changes`` through ``POST /api/now/v1/batch``, in plan order.
-
-        Each batch holds at most ``batch_items`` changes and ``batch_bytes`` bytes of JSON.
-        Per item: a 2xx is written; ``unserviced_requests`` are sent again in the next
-        batch; 429 and gateway errors (502-504) are retried up to ``attempts`` times; any
-        other status is a failure, and no further batch is sent once one failed (the
-        items already in that batch have been executed by the instance and are reported).
-
-        Refusal: when the batch endpoint itself answers 400, 403, 404 or 405, or an item
-        answers 400 or 404 with "Requested URI does not represent any resource" (the
-        batch API cannot route table URLs), those changes and the rest of the run go one
-        request per change, as without the Batch API. A 404 "No Record found" item is a
-        real failure (the record is gone), not a refusal.
-
-        A create whose outcome is unknown (the batch answer was lost, or the item got a
-        gateway error) is never sent blindly again: its message is looked up first.
-        """
-        items = [_Item(index, change) for index, change in enumerate(changes)]
-        queue: deque[_Item] = deque(items)
-        written: dict[int, Change] = {}
-        failures: dict[int, InstanceError] = {}
-        while queue and not failures:
-            if self._batch_refused:
-                rest = list(queue)
-                applied, _, error = self._write_singly(rest, on_change)
-                for item, change in zip(rest, applied, strict=False):
-                    written[item.index] = change
-                if error is not None:
-                    failures[rest[len(applied)].index] = error
-                queue.clear()
-                break
-            batch = self._take_batch(queue)
-            try:
-                batch = self._skip_found_creates(batch, written, on_change)
-            except InstanceError as exc:
-                failures[batch[0].index] = exc
-                queue.extendleft(reversed(batch))
-                break
-            if not batch:
-                continue
-            retry = self._send_batch(batch, written, failures, on_change)
-            queue.extendleft(reversed(retry))
-        first_error = failures[min(failures)] if failures else None
-        applied = [written[index] for index in sorted(written)]
-        not_applied = [item.change for item in items if item.index not in written]
-        if first_error is not None and len(failures) > 1:
-            first_error = InstanceError(
-                f"{first_error} (and {len(failures) - 1} more changes failed)",
-                table=first_error.table,
-                status=first_error.status,
-            )
-        return applied, not_applied, first_error
-
-    def _take_batch(self, queue: deque[_Item]) -> list[_Item]:
-        """The next changes in order, within the item and byte caps (at least one)."""
-        batch: list[_Item] = []
-        size = BATCH_OVERHEAD
-        while queue and len(batch) < self.batch_items:
-            item = queue[0]
-            cost = len(json.dumps(self._batch_request(item))) + 1
-            if batch and size + cost > self.batch_bytes:
-                break
-            batch.append(queue.popleft())
-            size += cost
-        return batch
-
-    def _batch_request(self, item: _Item) -> dict[str, Any]:
-        change = item.change
-        url = f"/api/now/table/{ISSUE_TABLE}"
-        if change.action is Action.CREATE:
-            method = "POST"
-        else:
-            method = "PATCH"
-            url += f"/{change.sys_id}"
-        query = urlencode(
-            {
-                "sysparm_display_value": "false",
-                "sysparm_exclude_reference_link": "true",
-                "sysparm_fields": ",".join(CREATED_FIELDS),
-            }
-        )
-        body = json.dumps(dict(change.payload)).encode()
-        return {
-            "id": str(item.index),
-            "method": method,
-            "url": f"{url}?{query}",
-            "headers": [
-                {"name": "Content-Type", "value": "application/json"},
-                {"name": "Accept", "value": "application/json"},
-            ],
-            "body": base64.b64encode(body).decode("ascii"),
-        }
-
-    def _skip_found_creates(
-        self,
-        batch: list[_Item],
-        written: dict[int, Change],
-        on_change: Callable[[Change], None] | None,
-    ) -> list[_Item]:
-        """Look up the creates whose earlier attempt was lost; drop those already written."""
-        unknown = [item for item in batch if item.unknown and item.change.action is Action.CREATE]
-        if not unknown:
-            return batch
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        by_source: dict[str, set[str]] = {}
-        for item in unknown:
-            source = item.change.payload.get("source", "")
-            by_source.setdefault(source, set()).add(item.change.message)
-        for source, messages in by_source.items():
-            for message, rows in self._open_issues(source, messages).items():
-                newest = max(rows, key=lambda r: (str(r.get("sys_updated_on", "")), r["sys_id"]))
-                found[(source, message)] = newest
-        kept: list[_Item] = []
-        for item in batch:
-            key = (item.change.payload.get("source", ""), item.change.message)
-            record = found.get(key) if item in unknown else None
-            if record is None:
-                kept.append(item)
-                continue
-            log.info("%s: the lost create had been written: %s", ISSUE_TABLE, record["sys_id"])
-            change = replace(item.change, sys_id=str(record["sys_id"]))
-            written[item.index] = change
-            if on_change is not None:
-                on_change(change)
-        return kept
-
-    def _send_batch(
-        self,
-        batch: list[_Item],
-        written: dict[int, Change],
-        failures: dict[int, InstanceError],
-        on_change: Callable[[Change], None] | None,
-    ) -> list[_Item]:
-        """Send one batch; record what was written or failed; return the items to send again."""
-        for item in batch:
-            if item.change.action is not Action.CREATE and not item.change.sys_id:
-                failures[item.index] = InstanceError(
-                    f"cannot {item.change.action} an issue without sys_id "
-                    f"({item.change.message!r})",
-                    table=ISSUE_TABLE,
-                )
-                return batch
-        doing = f"writing {len(batch)} {ISSUE_TABLE} changes through the batch API"
-        payload = {
-            "batch_request_id": uuid.uuid4().hex,
-            "rest_requests": [self._batch_request(item) for item in batch],
-        }
-        try:
-            answer = self._post_batch(json.dumps(payload), doing=doing)
-        except InstanceError as exc:
-            if exc.status in BATCH_REFUSED:
-                log.info("the batch API was refused (HTTP %s): one request per change", exc.status)
-                self._batch_refused = True
-                return batch
-            if exc.status is not None and 200 <= exc.status < 300 and "hibernat" not in str(exc):
-                # A 2xx whose body is not the JSON expected: the batch may have run.
-                return self._lost(batch, exc, failures, doing=doing)
-            failures[batch[0].index] = exc
-            return batch
-        except (_Transient, requests.RequestException) as exc:
-            creates = any(item.change.action is Action.CREATE for item in batch)
-            if not _is_transient(exc) or (creates and _unanswered(exc)):
-                # Not retried; nor a batch of creates that timed out waiting for its answer:
-                # the instance may still save them after any look-up made now.
-                tries = max(item.tries for item in batch) + 1
-                error = self._failure(exc, table=ISSUE_TABLE, doing=doing, tries=tries)
-                failures[batch[0].index] = error
-                return batch
-            return self._lost(batch, exc, failures, doing=doing)
-        if answer is None:
-            return self._lost(batch, None, failures, doing=doing)
-
-        serviced, unserviced = answer
-        retry: list[_Item] = []
-        delay: float | None = None
-        for item in batch:
-            entry = serviced.get(str(item.index))
-            if entry is None:
-                if str(item.index) not in unserviced:
-                    item.unknown = True  # neither serviced nor unserviced: assume the worst
-                retry.append(item)
-                continue
-            status, headers, content = entry
-            if 200 <= status < 300:
-                change = self._batch_result(item, content)
-                written[item.index] = change
-                if on_change is not None:
-                    on_change(change)
-            elif status in RETRIED_STATUSES:
-                item.unknown = True
-                item.tries += 1
-                if item.tries >= self.attempts:
-                    failures[item.index] = self._item_error(item, status, headers, content)
-                else:
-                    retry.append(item)
-                    asked = _retry_delay(_fake_response(status, headers, content), self._clock())
-                    delay = max(delay or 0.0, asked if asked is not None else 0.0)
-            elif _not_routed(status, content):
-                log.info("the batch API cannot route table requests: one request per change")
-                self._batch_refused = True
-                retry.append(item)
-            else:
-                failures[item.index] = self._item_error(item, status, headers, content)
-        if (
-            retry
-            and not self._batch_refused
-            and not serviced.keys() & {str(i.index) for i in batch}
-        ):
-            # Nothing was serviced: count a try, so a stuck instance cannot loop forever.
-            for item in retry:
-                item.tries += 1
-            if max(item.tries for item in retry) >= self.attempts:
-                return self._lost(retry, None, failures, doing=doing, counted=True)
-        if delay is not None:
-            self._sleep(min(self.max_wait, delay) if delay else self._pause(retry))
-        return retry
-
-    def _pause(self, items: Sequence[_Item]) -> float:
-        tries = max((item.tries for item in items), default=1)
-        return float(min(self.max_wait, 2 ** max(0, tries - 1)))
-
-    def _lost(
-        self,
-        batch: list[_Item],
-        exc: BaseException | None,
-        failures: dict[int, InstanceError],
-        *,
-        doing: str,
-        counted: bool = False,
-    ) -> list[_Item]:
-        """The batch's outcome is unknown: retry it (creates looked up first) or give up."""
-        for item in batch:
-            item.unknown = True
-            if not counted:
-                item.tries += 1
-        tries = max(item.tries for item in batch)
-        if tries >= self.attempts:
-            if isinstance(exc, InstanceError):
-                error = exc
-            elif exc is not None:
-                error = self._failure(exc, table=ISSUE_TABLE, doing=doing, tries=tries)
-            else:
-                error = self._error(
-                    f"the batch API on {self._host} serviced none of {len(batch)} changes "
-                    f"after {tries} attempts: try again later",
-                    table=ISSUE_TABLE,
-                )
-            failures[batch[0].index] = error
-            return batch
-        delay = exc.delay if isinstance(exc, _Transient) and exc.delay is not None else None
-        wait = min(self.max_wait, delay) if delay is not None else self._pause(batch)
-        log.warning(
-            "%s on %s failed (%s), attempt %d of %d; retrying in %.1f s",
-            doing,
-            self._host,
-            self._scrub(
-                str(exc) if isinstance(exc, _Transient | InstanceError) else type(exc).__name__
-            ),
-            tries,
-            self.attempts,
-            wait,
-        )
-        self._sleep(wait)
-        return batch
-
-    def _post_batch(
-        self, body: str, *, doing: str
-    ) -> tuple[dict[str, tuple[int, list[tuple[str, str]], bytes]], set[str]] | None:
-        """One POST to the batch API: (serviced by id, unserviced ids), None if malformed."""
-        with self._lock:
-            self.requests_made += 1
-        response = self._session.post(
-            f"{self.connection.base_url}{BATCH_PATH}",
-            data=body.encode(),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-            timeout=(self.connection.connect_timeout, self.connection.read_timeout),
-        )
-        answer = self._decode(response, table=ISSUE_TABLE, doing=doing)
-        serviced_list = answer.get("serviced_requests")
-        unserviced_list = answer.get("unserviced_requests", [])
-        if not isinstance(serviced_list, list) or not isinstance(unserviced_list, list):
-            log.warning("%s: the batch answer lacks serviced_requests", self._host)
-            return None
-        serviced: dict[str, tuple[int, list[tuple[str, str]], bytes]] = {}
-        for entry in serviced_list:
-            if not isinstance(entry, dict) or not isinstance(entry.get("status_code"), int):
-                continue
-            try:
-                content = base64.b64decode(str(entry.get("body") or ""), validate=True)
-            except ValueError:
-                content = b""
-            headers = [
-                (str(h.get("name", "")), str(h.get("value", "")))
-                for h in entry.get("headers") or []
-                if isinstance(h, dict)
-            ]
-            serviced[str(entry.get("id"))] = (entry["status_code"], headers, content)
-        return serviced, {str(item) for item in unserviced_list}
-
-    def _batch_result(self, item: _Item, content: bytes) -> Change:
-        if item.change.action is not Action.CREATE:
-            return item.change
-        try:
-            body = json.loads(content)
-        except ValueError:
-            body = None
-        result = body.get("result") if isinstance(body, dict) else None
-        sys_id = result.get("sys_id") if isinstance(result, dict) else None
-        return replace(item.change, sys_id=str(sys_id) if sys_id else None)
-
-    def _item_error(
-        self, item: _Item, status: int, headers: list[tuple[str, str]], content: bytes
-    ) -> InstanceError:
-        change = item.change
-        if change.action is Action.CREATE:
-            doing = f"creating an {ISSUE_TABLE} record"
-        else:
-            doing = f"updating {ISSUE_TABLE} record {change.sys_id}"
-        response = _fake_response(status, headers, content)
-        if status in RETRIED_STATUSES:
-            return self._failure(
-                _Transient(status, None, _servicenow_reason(response)),
-                table=ISSUE_TABLE,
-                doing=doing,
-                tries=item.tries,
-            )
-        return self._http_error(response, table=ISSUE_TABLE, doing=doing)
-
     def _write_params(self) -> dict[str, Any]:
         # pysnow sends its GET parameters on every request; a write needs none of them.
         return {
@@ -1089,6 +723,18 @@ class Instance:
         # the headers, so take the requests.Response it wraps (pysnow 0.7.17 is frozen).
         response: requests.Response = answer._response
         return response, self._decode(response, table=table, doing=doing)
+
+    def _post(self, path: str, body: str, *, table: str, doing: str) -> dict[str, Any]:
+        """One JSON POST to ``path`` (not a table: pysnow cannot), checked and decoded; no retry."""
+        with self._lock:
+            self.requests_made += 1
+        response = self._session.post(
+            f"{self.connection.base_url}{path}",
+            data=body.encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            timeout=(self.connection.connect_timeout, self.connection.read_timeout),
+        )
+        return self._decode(response, table=table, doing=doing)
 
     def _decode(self, response: requests.Response, *, table: str, doing: str) -> dict[str, Any]:
         content = response.content or b""
