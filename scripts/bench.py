@@ -34,8 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from snowcheck.check import assess  # noqa: E402 (after the sys.path insert)
-from snowcheck.connection import Connection  # noqa: E402
-from snowcheck.instance import Instance  # noqa: E402
 from snowcheck.plan import Action  # noqa: E402
 from snowcheck.pull import (  # noqa: E402
     EVENT_FIELDS,
@@ -50,9 +48,12 @@ from snowcheck.pull import (  # noqa: E402
     read_roles,
     read_users,
 )
-from snowcheck.query import and_, eq, in_  # noqa: E402
 from snowcheck.records import EVENT_TABLE, Inventory, format_time  # noqa: E402
 from snowcheck.rules import event_candidates  # noqa: E402
+from snowcheck.servicenow.instance import Instance  # noqa: E402
+from snowcheck.servicenow.query import and_, eq, in_  # noqa: E402
+from snowcheck.servicenow.session import Connection  # noqa: E402
+from snowcheck.writeback import WriteBack  # noqa: E402
 
 WINDOW = timedelta(hours=4)
 SOURCE = "MIDUserConnectivity"
@@ -120,10 +121,11 @@ def child_check(url: str, *, apply: bool, concurrency: int) -> dict[str, Any]:
         if apply:
             plan.raise_if_unsafe(saw_mid_users=outcome.evaluation.saw_mid_users, force=False)
             writing = Meter(instance)
-            applied = instance.apply(plan)
+            writer = WriteBack(instance)
+            applied = writer.apply(plan)
             result["write"] = writing.read()
             result["applied"] = len(applied)
-            result["duplicates_resolved"] = len(instance.duplicates_resolved)
+            result["duplicates_resolved"] = len(writer.duplicates_resolved)
         result["total"] = total.read()
     result["peak_mb"] = _peak_mb()
     return result

@@ -77,14 +77,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from snowcheck.connection import Connection
+from snowcheck.commands.live import live_check
 from snowcheck.emulator import BatchConfig, Emulator, Scenario
 from snowcheck.emulator.server import EmulatorHTTPServer
-from snowcheck.instance import Instance
 from snowcheck.plan import DEFAULT_SOURCE
 from snowcheck.records import ISSUE_TABLE, format_time
 from snowcheck.rules import DEFAULT_WINDOW
-from snowcheck.run import CheckSettings, live_check
+from snowcheck.servicenow.instance import Instance
+from snowcheck.servicenow.session import Connection
+from snowcheck.settings import CheckSettings
 
 USER = "soak.checker"
 READ_TIMEOUT = 1.0

@@ -1,29 +1,34 @@
-"""The command line: argparse, settings precedence and exit codes; the work happens elsewhere."""
+"""The command line: argparse and exit codes; each command's work lives in snowcheck.commands.
+
+Adding a command: a parser function here (its arguments, and ``set_defaults(run=...)``
+turning them into the command's typed options), and one entry in ``PARSERS``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import getpass
-import io
 import logging
-import os
-import sys
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from snowcheck import __version__
-from snowcheck.check import Outcome, assess, load_snapshot
-from snowcheck.errors import ConfigError, PartialWrite, SnowcheckError
+from snowcheck.commands.check import run_check
+from snowcheck.commands.demo import run_demo
+from snowcheck.commands.doctor import run_doctor
+from snowcheck.commands.emulator import run_emulator
+from snowcheck.errors import SnowcheckError
 from snowcheck.messages import CHOICES
-from snowcheck.plan import DEFAULT_SOURCE, Change
-from snowcheck.pull import DEFAULT_CONCURRENCY
-from snowcheck.render import Terminal
-from snowcheck.rules import DEFAULT_WINDOW, HEARTBEAT, parse_window
-from snowcheck.run import CheckSettings
+from snowcheck.output.report import Terminal
+from snowcheck.plan import DEFAULT_SOURCE
+from snowcheck.settings import (
+    CheckOptions,
+    ConnectionOptions,
+    DemoOptions,
+    DoctorOptions,
+    EmulatorOptions,
+    OutputOptions,
+    RuleOptions,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -71,421 +76,6 @@ examples:
 )
 
 
-def _prompt() -> Callable[[str], str] | None:
-    return getpass.getpass if sys.stdin is not None and sys.stdin.isatty() else None
-
-
-# Settings ------------------------------------------------------------------------------------
-
-
-def _file_config(args: argparse.Namespace) -> dict[str, Any]:
-    from snowcheck.connection import config_path, load_config_file
-
-    path = config_path(getattr(args, "config", None), os.environ)
-    return load_config_file(path) if path else {}
-
-
-def profile_names(file_config: Mapping[str, Any]) -> list[str]:
-    instances = file_config.get("instances", {})
-    if not isinstance(instances, Mapping):
-        raise ConfigError("'instances' in the config file must be a table of [instances.NAME]")
-    return list(instances)
-
-
-def select_profile(file_config: Mapping[str, Any], name: str | None) -> dict[str, Any]:
-    """The top-level settings overlaid with those of [instances.NAME]."""
-    merged = {key: value for key, value in file_config.items() if key != "instances"}
-    if name is None:
-        return merged
-    names = profile_names(file_config)
-    if name not in names:
-        known = ", ".join(names) or "none"
-        raise ConfigError(f"no profile {name!r} in the config file (profiles: {known})")
-    profile = file_config["instances"][name]
-    if not isinstance(profile, Mapping):
-        raise ConfigError(f"[instances.{name}] in the config file must be a table")
-    merged.update(profile)
-    return merged
-
-
-def check_settings(
-    args: argparse.Namespace, profile: Mapping[str, Any], terminal: Terminal
-) -> CheckSettings:
-    """The check's settings, command line first; warns of a window under the heartbeat."""
-
-    def pick(cli: Any, key: str, default: Any) -> Any:
-        return cli if cli is not None else profile.get(key, default)
-
-    window_text = pick(args.window, "window", None)
-    window = parse_window(str(window_text)) if window_text is not None else DEFAULT_WINDOW
-    if window < HEARTBEAT:
-        terminal.warn(
-            f"window {window} is shorter than the MID Server heartbeat interval "
-            "(5 minutes): MID Servers may look down or silent when they are not"
-        )
-    messages = str(pick(args.messages, "messages", "docs"))
-    if messages not in CHOICES:
-        raise ConfigError(f"unknown message set {messages!r}: choose one of {', '.join(CHOICES)}")
-    source = str(pick(args.source, "source", DEFAULT_SOURCE))
-    if not source.strip():
-        raise ConfigError("the issue source cannot be empty (--source or 'source' in the config)")
-    concurrency = pick(getattr(args, "concurrency", None), "concurrency", DEFAULT_CONCURRENCY)
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigError(
-            "concurrency must be a whole number of at least 1 "
-            "(--concurrency or 'concurrency' in the config)"
-        )
-    return CheckSettings(window=window, source=source, messages=messages, concurrency=concurrency)
-
-
-def write_options(profile: Mapping[str, Any]) -> dict[str, Any]:
-    """How apply writes: 'batch' (true/false) and 'batch_size' (changes per batch request)."""
-    from snowcheck.instance import DEFAULT_BATCH_ITEMS
-
-    batch = profile.get("batch", True)
-    if not isinstance(batch, bool):
-        raise ConfigError("config key 'batch' must be true or false")
-    size = profile.get("batch_size", DEFAULT_BATCH_ITEMS)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ConfigError("config key 'batch_size' must be a positive whole number")
-    return {"batch": batch, "batch_items": size}
-
-
-# The check -----------------------------------------------------------------------------------
-
-
-@dataclass
-class RunRecord:
-    """What one run got to, for the outputs written even when it fails."""
-
-    started: float = field(default_factory=time.monotonic)
-    instance_url: str = ""
-    outcome: Outcome | None = None
-    applied: tuple[Change, ...] | None = None
-    requests: int = 0
-    secrets: tuple[str, ...] = ()
-    log_handler: logging.Handler | None = None
-
-    def add_secret(self, secret: str) -> None:
-        """Hide ``secret`` from the outputs, the log file included (opened before it was known)."""
-        from snowcheck.monitoring import RedactingFilter
-
-        self.secrets = (*self.secrets, secret)
-        for log_filter in self.log_handler.filters if self.log_handler else ():
-            if isinstance(log_filter, RedactingFilter):
-                log_filter.add(secret)
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-
-def _progress(terminal: Terminal) -> contextlib.AbstractContextManager[Any]:
-    """A rich progress bar on stderr, only on a terminal and never in quiet mode."""
-    if terminal.quiet or not terminal.err.is_terminal:
-        return contextlib.nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=terminal.err,
-        transient=True,
-    )
-
-
-def _progress_callback(bar: Any) -> Callable[[str, int, int | None], None] | None:
-    if bar is None:
-        return None
-    tasks: dict[str, Any] = {}
-
-    def update(table: str, done: int, total: int | None) -> None:
-        if table not in tasks:
-            tasks[table] = bar.add_task(f"reading {table}", total=total)
-        bar.update(tasks[table], completed=done, total=total)
-
-    return update
-
-
-def _live(
-    args: argparse.Namespace,
-    terminal: Terminal,
-    record: RunRecord,
-    profile: Mapping[str, Any],
-    profile_name: str | None,
-    prompt: Callable[[str], str] | None,
-) -> Outcome:
-    from snowcheck.connection import resolve_connection
-    from snowcheck.instance import Instance
-    from snowcheck.locking import InstanceLock, default_lock_path
-    from snowcheck.run import live_check
-
-    settings = check_settings(args, profile, terminal)
-    if args.apply and profile.get("apply", True) is False:
-        raise ConfigError(
-            f"profile {profile_name!r} does not allow --apply (apply = false in the config)"
-        )
-    resolved = resolve_connection(
-        instance=args.instance,
-        user=args.user,
-        ca_bundle=args.ca_bundle,
-        config=profile,
-        environ=os.environ,
-        prompt=prompt,
-    )
-    for warning in resolved.warnings:
-        terminal.warn(warning)
-    connection = resolved.connection
-    record.instance_url = connection.base_url
-    record.add_secret(connection.password)
-
-    lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if args.apply and not args.no_lock:
-        lock = InstanceLock(args.lock_file or default_lock_path(connection.base_url, os.environ))
-    with (
-        lock,
-        _progress(terminal) as bar,
-        Instance(
-            connection, progress=_progress_callback(bar), **write_options(profile)
-        ) as instance,
-    ):
-        try:
-            checked = live_check(
-                instance, settings, apply=args.apply, force=args.force, warn=terminal.warn
-            )
-        except PartialWrite as exc:
-            record.applied = tuple(c for c in exc.applied if isinstance(c, Change))
-            terminal.partial_write(exc)
-            raise
-        finally:
-            record.requests = instance.requests_made
-    record.outcome = checked.outcome
-    record.applied = checked.applied
-    return checked.outcome
-
-
-def _offline(args: argparse.Namespace, terminal: Terminal) -> Outcome:
-    if args.apply:
-        raise ConfigError("--apply needs a live instance: a snapshot file cannot be written back")
-    settings = check_settings(args, {}, terminal)
-    outcome = assess(
-        load_snapshot(args.snapshot),
-        instance=args.snapshot,
-        window=settings.window,
-        source=settings.source,
-        messages=settings.messages,
-    )
-    for warning in outcome.plan.warnings:
-        terminal.warn(warning)
-    return outcome
-
-
-@contextlib.contextmanager
-def _log_file(args: argparse.Namespace, record: RunRecord) -> Iterator[None]:
-    if not args.log_file:
-        yield
-        return
-    from snowcheck.monitoring import open_log_file
-
-    handler = open_log_file(args.log_file, secrets=record.secrets)
-    record.log_handler = handler
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield
-    except SnowcheckError as exc:
-        logging.getLogger("snowcheck").error("%s", exc)
-        raise
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
-        handler.close()
-
-
-def _write_prometheus(args: argparse.Namespace, record: RunRecord, *, success: bool) -> None:
-    from snowcheck.monitoring import prometheus_text, read_last_success, write_textfile_atomically
-
-    path = args.prometheus_textfile
-    instance = record.instance_url or str(args.instance or args.profile or "unknown")
-    text = prometheus_text(
-        record.outcome,
-        success=success,
-        elapsed=record.elapsed,
-        requests=record.requests,
-        applied_changes=record.applied,
-        instance=instance,
-        now=time.time(),
-        previous_success=read_last_success(path, instance),
-    )
-    write_textfile_atomically(path, text)
-
-
-def run_check(args: argparse.Namespace, terminal: Terminal) -> int:
-    if args.all_profiles:
-        return run_all_profiles(args, terminal)
-    if args.snapshot and (args.profile or args.instance):
-        raise ConfigError(
-            "--snapshot reads a file: it cannot be combined with --instance or --profile"
-        )
-    record = RunRecord()
-    try:
-        with _log_file(args, record):
-            if args.snapshot:
-                outcome = _offline(args, terminal)
-            else:
-                file_config = _file_config(args)
-                profile = select_profile(file_config, args.profile)
-                outcome = _live(args, terminal, record, profile, args.profile, _prompt())
-    except SnowcheckError as exc:
-        from snowcheck.locking import LockHeld
-
-        if isinstance(exc, LockHeld):
-            terminal.info(str(exc))
-            return EXIT_OK
-        if args.prometheus_textfile:
-            with contextlib.suppress(SnowcheckError):
-                _write_prometheus(args, record, success=False)
-        if args.format == "nagios":
-            from snowcheck.monitoring import nagios_report
-            from snowcheck.redact import redact
-
-            text, code = nagios_report(
-                None,
-                error=redact(str(exc), record.secrets),
-                elapsed=record.elapsed,
-                applied=False,
-            )
-            terminal.out.file.write(text)
-            return code
-        raise
-    if args.prometheus_textfile:
-        _write_prometheus(args, record, success=True)
-    return _finish(args, terminal, outcome, record=record)
-
-
-def _finish(
-    args: argparse.Namespace,
-    terminal: Terminal,
-    outcome: Outcome,
-    *,
-    record: RunRecord,
-) -> int:
-    applied = record.applied
-    if args.format == "nagios":
-        from snowcheck.monitoring import nagios_report
-
-        text, code = nagios_report(outcome, elapsed=record.elapsed, applied=applied is not None)
-        terminal.out.file.write(text)
-        return code
-    if args.format == "json":
-        if args.debug:
-            terminal.debug(outcome, args.debug)
-        terminal.json(outcome, applied=applied)
-    elif args.format_given or not args.quiet:
-        terminal.report(outcome, applied=applied, debug=args.debug)
-    if args.detailed_exitcode and outcome.evaluation.findings:
-        return EXIT_FINDINGS
-    return EXIT_OK
-
-
-# Several profiles ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProfileResult:
-    name: str
-    instance: str
-    outcome: Outcome | None
-    applied: bool
-    error: str | None
-    code: int
-
-
-def _run_profile(
-    args: argparse.Namespace, name: str, file_config: Mapping[str, Any]
-) -> ProfileResult:
-    quiet = Terminal(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True)
-    record = RunRecord()
-    profile_args = argparse.Namespace(**{**vars(args), "instance": None, "user": None})
-    try:
-        profile = select_profile(file_config, name)
-        # No prompt: prompts from several threads would interleave; passwords come from
-        # the environment or password files here.
-        outcome = _live(profile_args, quiet, record, profile, name, None)
-    except SnowcheckError as exc:
-        from snowcheck.locking import LockHeld
-
-        if isinstance(exc, LockHeld):
-            return ProfileResult(name, record.instance_url, None, False, str(exc), EXIT_OK)
-        from snowcheck.redact import redact
-
-        message = redact(str(exc), record.secrets)
-        return ProfileResult(name, record.instance_url, None, False, message, exc.exit_code)
-    return ProfileResult(name, record.instance_url, outcome, record.applied is not None, None, 0)
-
-
-def run_all_profiles(args: argparse.Namespace, terminal: Terminal) -> int:
-    if args.snapshot or args.instance or args.profile:
-        raise ConfigError("--all-profiles takes its instances from the config file's profiles")
-    file_config = _file_config(args)
-    names = profile_names(file_config)
-    if not names:
-        raise ConfigError("--all-profiles needs [instances.NAME] tables in the config file")
-    with ThreadPoolExecutor(max_workers=min(4, len(names))) as pool:
-        results = list(pool.map(lambda name: _run_profile(args, name, file_config), names))
-    terminal.profiles(results)
-    if any(result.error and result.code for result in results):
-        return EXIT_FAILED
-    if args.detailed_exitcode and any(r.outcome and r.outcome.evaluation.findings for r in results):
-        return EXIT_FINDINGS
-    return EXIT_OK
-
-
-# Other commands ------------------------------------------------------------------------------
-
-
-def run_emulator(args: argparse.Namespace, terminal: Terminal) -> int:
-    from snowcheck.demo import DEMO_SCENARIO
-    from snowcheck.emulator import ScenarioError, serve
-
-    scenario = args.scenario or str(DEMO_SCENARIO)
-    try:
-        serve(scenario, args.port, latency=args.latency)
-    except ScenarioError as exc:
-        raise ConfigError(f"scenario {scenario}: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc} (try another --port)"
-        ) from None
-    return EXIT_OK
-
-
-def run_demo(args: argparse.Namespace, terminal: Terminal) -> int:
-    from snowcheck.demo import demo
-
-    demo(terminal, scenario=args.scenario)
-    return EXIT_OK
-
-
-def run_doctor(args: argparse.Namespace, terminal: Terminal) -> int:
-    from snowcheck.doctor import doctor
-
-    profile = select_profile(_file_config(args), args.profile)
-    ok = doctor(
-        terminal,
-        instance=args.instance,
-        user=args.user,
-        ca_bundle=args.ca_bundle,
-        profile=profile,
-        prompt=_prompt(),
-        settings=check_settings(args, profile, terminal),
-    )
-    return EXIT_OK if ok else EXIT_FAILED
-
-
 # The parser ----------------------------------------------------------------------------------
 
 
@@ -521,15 +111,27 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="snowcheck",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"snowcheck {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+Subparsers = Any
+"""argparse's subparsers action (its type is private to argparse)."""
 
+
+def _connection_options(args: argparse.Namespace) -> ConnectionOptions:
+    return ConnectionOptions(
+        instance=args.instance,
+        user=args.user,
+        config=args.config,
+        profile=args.profile,
+        ca_bundle=args.ca_bundle,
+    )
+
+
+def _rule_options(args: argparse.Namespace) -> RuleOptions:
+    return RuleOptions(
+        window=args.window, source=args.source, messages=args.messages, concurrency=args.concurrency
+    )
+
+
+def _check_parser(commands: Subparsers) -> None:
     check = commands.add_parser(
         "check",
         help="run the MIDUserConnectivity check (a dry run unless --apply)",
@@ -594,8 +196,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="write node_exporter textfile metrics here (atomically), on success and failure",
     )
-    check.set_defaults(run=run_check)
 
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        output = OutputOptions(
+            format=args.format or "table",
+            format_given=args.format is not None,
+            debug=args.debug,
+            detailed_exitcode=args.detailed_exitcode,
+            quiet=args.quiet,
+            log_file=args.log_file,
+            prometheus_textfile=args.prometheus_textfile,
+        )
+        options = CheckOptions(
+            connection=_connection_options(args),
+            rules=_rule_options(args),
+            output=output,
+            snapshot=args.snapshot,
+            all_profiles=args.all_profiles,
+            apply=args.apply,
+            force=args.force,
+            lock_file=args.lock_file,
+            no_lock=args.no_lock,
+        )
+        return run_check(options, terminal)
+
+    check.set_defaults(run=run)
+
+
+def _doctor_parser(commands: Subparsers) -> None:
     doctor = commands.add_parser(
         "doctor",
         help="check configuration, reachability, credentials and table access",
@@ -606,8 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _connection_arguments(doctor)
     _check_arguments(doctor)
-    doctor.set_defaults(run=run_doctor)
 
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        options = DoctorOptions(connection=_connection_options(args), rules=_rule_options(args))
+        return run_doctor(options, terminal)
+
+    doctor.set_defaults(run=run)
+
+
+def _demo_parser(commands: Subparsers) -> None:
     demo = commands.add_parser(
         "demo",
         help="show the whole lifecycle against the bundled emulator (nothing leaves this machine)",
@@ -615,8 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
         "fix one problem and run again, showing the MID Server Issue table after each step.",
     )
     demo.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: the bundled one)")
-    demo.set_defaults(run=run_demo)
 
+    demo.set_defaults(run=lambda args, terminal: run_demo(DemoOptions(args.scenario), terminal))
+
+
+def _emulator_parser(commands: Subparsers) -> None:
     emulator = commands.add_parser(
         "emulator",
         help="serve the bundled ServiceNow Table API emulator on 127.0.0.1",
@@ -628,7 +266,33 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--latency", type=float, default=0.0, help="seconds added to every answer"
     )
-    emulator.set_defaults(run=run_emulator)
+
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        options = EmulatorOptions(scenario=args.scenario, port=args.port, latency=args.latency)
+        return run_emulator(options, terminal)
+
+    emulator.set_defaults(run=run)
+
+
+PARSERS: tuple[Callable[[Subparsers], None], ...] = (
+    _check_parser,
+    _doctor_parser,
+    _demo_parser,
+    _emulator_parser,
+)
+"""One function per command: its arguments, and how they become its typed options."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snowcheck",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"snowcheck {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_parser in PARSERS:
+        add_parser(commands)
     return parser
 
 
@@ -649,9 +313,6 @@ class _TerminalWarnings(logging.Handler):
 def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "check":
-        args.format_given = args.format is not None
-        args.format = args.format or "table"
     terminal = terminal or Terminal()
     terminal.quiet = terminal.quiet or getattr(args, "quiet", False)
     warnings = _TerminalWarnings(terminal)

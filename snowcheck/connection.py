@@ -1,4 +1,4 @@
-"""Settings for one instance: where it is, who logs in, how to trust it, from CLI, env and file.
+"""Where the instance is and who logs in, from CLI, env and file: the connection part of settings.
 
 Precedence is command line, then environment, then config file. The password never
 comes from the command line: it comes from the environment, a file, or a prompt.
@@ -14,12 +14,13 @@ import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from snowcheck.errors import ConfigError
+from snowcheck.servicenow.session import Connection
 
 SERVICENOW_DOMAIN = "service-now.com"
 
@@ -30,31 +31,6 @@ _HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 # Keys of the config file that resolve_connection reads; paths among them are made
 # relative to the config file by load_config_file.
 PATH_KEYS = ("password_file", "ca_bundle")
-
-
-@dataclass(frozen=True)
-class Connection:
-    """Everything needed to talk to one instance; its repr never shows the password."""
-
-    base_url: str
-    """scheme://host[:port], no trailing slash, e.g. https://dev12345.service-now.com."""
-    user: str
-    password: str = field(repr=False)
-    verify: bool | str = True
-    """True (system CAs, or REQUESTS_CA_BUNDLE via requests), or the path of a CA bundle."""
-    connect_timeout: float = 10
-    read_timeout: float = 60
-    page_size: int = 10000
-    """sysparm_limit of each page read."""
-
-    @property
-    def host(self) -> str:
-        """host[:port] of base_url, as pysnow wants it (no scheme)."""
-        return self.base_url.split("://", 1)[1]
-
-    @property
-    def use_ssl(self) -> bool:
-        return self.base_url.startswith("https://")
 
 
 @dataclass(frozen=True)

@@ -169,3 +169,31 @@ def build_plan(
     changes.sort(key=lambda change: (_ORDER[change.action], change.message, change.sys_id or ""))
     open_count = sum(len(same) for same in open_by_message.values())
     return Plan(changes=tuple(changes), open_issues=open_count, warnings=tuple(warnings))
+
+
+def most_recently_updated(copies: Iterable[tuple[str, str]]) -> str:
+    """The sys_id of the open issue to update among several with one message (SPEC section 4).
+
+    ``copies`` are (sys_updated_on, sys_id) pairs; the latest update wins, ties going to
+    the larger sys_id, as ``build_plan`` picks (``_newest_first``). A create whose answer
+    was lost is found the same way.
+    """
+    return max(copies)[1]
+
+
+def concurrent_create_survivor(copies: Iterable[tuple[str, str]]) -> str:
+    """The sys_id that stays open when concurrent runs created the same issue twice.
+
+    ``copies`` are (sys_created_on, sys_id) pairs of the open issues sharing a message
+    right after this run's creates; the earliest created survives, ties going to the
+    smaller sys_id, and every other copy is resolved.
+
+    Why not SPEC section 4's "most recently updated" (``most_recently_updated``)? Runs
+    settle at different moments and each sees a different set of copies; they must
+    still all keep the same one, without talking to each other. The earliest record of
+    all is the same in every view that holds it and is never resolved by anyone, and
+    the run that reads back last sees every copy, so exactly one stays open. "Most
+    recently updated" moves: a later run's own create, or an update made while
+    settling, would make each run keep a different copy and resolve the other's.
+    """
+    return min(copies)[1]

@@ -53,8 +53,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from snowcheck.errors import InstanceError
-from snowcheck.instance import Instance
-from snowcheck.query import and_, chunk_in, eq, in_
 from snowcheck.records import (
     CONFIG_TABLE,
     EVENT_TABLE,
@@ -68,6 +66,8 @@ from snowcheck.records import (
     format_time,
 )
 from snowcheck.rules import LOGIN_EVENTS, MID_ROLE, SCHEDULING_MARGIN, event_candidates
+from snowcheck.servicenow.instance import Instance
+from snowcheck.servicenow.query import and_, chunk_in, eq, in_
 
 ROLE_NAMES = (MID_ROLE, "soap_script")
 QUERY_BUDGET = 4000
@@ -226,6 +226,7 @@ def pull_snapshot(
     """Read everything one check needs; any failure raises, so nothing is written after it."""
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
+    instance.restart_clock()  # this check's "now": the first answer of this pull
     roles = read_roles(instance)
     if instance.now is None:
         raise InstanceError("the instance's clock is unknown: no answer was read", table=ROLE_TABLE)

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from snowcheck.connection import Connection
 from snowcheck.emulator import BatchConfig, Emulator, LogEntry, Scenario
 from snowcheck.errors import PartialWrite
-from snowcheck.instance import Instance
 from snowcheck.plan import Action, Change, Plan
+from snowcheck.servicenow.instance import Instance
+from snowcheck.servicenow.session import Connection
+from snowcheck.writeback import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, WriteBack
 
 SOURCE = "MIDUserConnectivity"
 ISSUES = "/api/now/table/ecc_agent_issue"
@@ -51,11 +52,20 @@ def emulator() -> Iterator[Emulator]:
         yield emu
 
 
-def _instance(emu: Emulator, **options: Any) -> Instance:
+def _instance(
+    emu: Emulator,
+    *,
+    batch: bool = True,
+    batch_items: int = DEFAULT_BATCH_ITEMS,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    **options: Any,
+) -> WriteBack:
+    """The write-back to the emulator (``options`` go to the Instance beneath)."""
     user, password = emu.credentials
     connection = Connection(base_url=emu.url, user=user, password=password)
     options.setdefault("sleep", lambda seconds: None)
-    return Instance(connection, **options)
+    instance = Instance(connection, **options)
+    return WriteBack(instance, batch=batch, batch_items=batch_items, batch_bytes=batch_bytes)
 
 
 def resolve(message: str, sys_id: str) -> Change:

@@ -9,7 +9,7 @@ import pytest
 
 from snowcheck.cli import main
 from snowcheck.emulator import Emulator, Scenario
-from snowcheck.render import Terminal
+from snowcheck.output.report import Terminal
 
 DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
 

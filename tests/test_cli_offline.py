@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from snowcheck.cli import main
-from snowcheck.render import Terminal
+from snowcheck.output.report import Terminal
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "snapshot.json"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import shutil
@@ -14,10 +13,17 @@ from typing import Any
 
 import pytest
 
-from snowcheck.cli import check_settings, main, profile_names, select_profile
+from snowcheck.cli import main
 from snowcheck.connection import load_config_file, resolve_connection
 from snowcheck.emulator import Emulator, Scenario
-from snowcheck.render import Terminal
+from snowcheck.output.report import Terminal
+from snowcheck.settings import (
+    CONFIG_KEYS,
+    RuleOptions,
+    check_settings,
+    profile_names,
+    select_profile,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "config" / "examples" / "demo-scenario.json"
@@ -314,13 +320,13 @@ def test_example_config_parses_and_every_profile_resolves(tmp_path: Path) -> Non
     names = profile_names(document)
     assert names == ["prod", "dev", "emulator"]
     environ = {"SNOWCHECK_DEV_PASSWORD": "from-env", "SNOWCHECK_EMULATOR_PASSWORD": "admin"}
-    no_cli = argparse.Namespace(window=None, messages=None, source=None)
+    no_cli = RuleOptions()
     err = StringIO()
     terminal = Terminal(stdout=StringIO(), stderr=err)
     passwords: dict[str, str] = {}
     for name in [None, *names]:
         profile = select_profile(document, name)
-        settings = check_settings(no_cli, profile, terminal)
+        settings = check_settings(no_cli, profile, terminal.warn)
         assert settings.source == "MIDUserConnectivity"
         if name is None:
             continue
@@ -333,7 +339,7 @@ def test_example_config_parses_and_every_profile_resolves(tmp_path: Path) -> Non
     assert passwords == {"prod": "from-a-file", "dev": "from-env", "emulator": "admin"}
     dev = select_profile(document, "dev")
     assert dev["apply"] is False
-    assert check_settings(no_cli, dev, terminal).messages == "auto"
+    assert check_settings(no_cli, dev, terminal.warn).messages == "auto"
 
 
 def test_example_config_documents_only_keys_snowcheck_reads() -> None:
@@ -347,13 +353,13 @@ def test_example_config_documents_only_keys_snowcheck_reads() -> None:
         "page_size",
         "connect_timeout",
         "read_timeout",
-        # cli.check_settings and the apply guard
+        # settings.check_settings and the apply guard
         "window",
         "messages",
         "source",
         "concurrency",
         "apply",
-        # cli.write_options
+        # settings.write_settings
         "batch",
         "batch_size",
     }
@@ -363,3 +369,4 @@ def test_example_config_documents_only_keys_snowcheck_reads() -> None:
         keys |= set(profile)
     assert keys <= read
     assert keys == read
+    assert set(CONFIG_KEYS) == read

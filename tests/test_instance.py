@@ -17,10 +17,13 @@ import requests
 import responses
 from urllib3.exceptions import MaxRetryError, NameResolutionError
 
-from snowcheck.connection import Connection
 from snowcheck.errors import InstanceError, PartialWrite
-from snowcheck.instance import Instance, _Session
 from snowcheck.plan import Action, Change, Plan
+from snowcheck.servicenow import errors
+from snowcheck.servicenow.instance import Instance
+from snowcheck.servicenow.session import Connection
+from snowcheck.servicenow.session import Session as _Session
+from snowcheck.writeback import WriteBack
 
 SECRET = "s3cret-Pa55word"
 TOKEN = base64.b64encode(f"checker:{SECRET}".encode()).decode()
@@ -455,7 +458,7 @@ def test_errors_are_one_line_instance_errors(
         instance.fetch(table, "name=x", ["sys_id"])
     error = caught.value
     message = str(error)
-    assert type(error) is InstanceError
+    assert isinstance(error, InstanceError) and not isinstance(error, PartialWrite)
     assert (error.table, error.status) == (table, status)
     assert "\n" not in message
     for fragment in fragments:
@@ -501,7 +504,7 @@ def test_explicit_ca_bundle_beats_requests_ca_bundle(monkeypatch: pytest.MonkeyP
 
 
 def test_session_trusts_the_environment(make: Callable[..., Instance]) -> None:
-    assert make()._session.trust_env
+    assert make().session.trust_env
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -555,7 +558,9 @@ def test_apply_patches_and_posts_in_order(
     mock.add("GET", ISSUE, json={"result": [{"sys_id": "c3", "message": "new one"}]})
     told: list[Change] = []
 
-    applied = make(batch=False).apply(_plan(resolve, update, create), on_change=told.append)
+    applied = WriteBack(make(), batch=False).apply(
+        _plan(resolve, update, create), on_change=told.append
+    )
 
     assert [(c.request.method, urlsplit(c.request.url).path) for c in mock.calls] == [
         ("PATCH", "/api/now/table/ecc_agent_issue/a1"),
@@ -584,7 +589,7 @@ def test_patch_is_retried(
 ) -> None:
     mock.add("PATCH", f"{ISSUE}/a1", status=504, body="")
     mock.add("PATCH", f"{ISSUE}/a1", json={"result": {"sys_id": "a1"}})
-    make(batch=False).apply(_plan(_change(Action.RESOLVE, "old", "a1")))
+    WriteBack(make(), batch=False).apply(_plan(_change(Action.RESOLVE, "old", "a1")))
     assert [c.request.method for c in mock.calls] == ["PATCH", "PATCH"]
     assert len(sleeps) == 1
 
@@ -600,7 +605,7 @@ def test_failed_create_found_on_reread_is_not_posted_again(
         json={"result": [{"sys_id": "made1", "sys_updated_on": "2024-05-01 12:00:00"}]},
         headers={"X-Total-Count": "1"},
     )
-    applied = make(batch=False).apply(_plan(create))
+    applied = WriteBack(make(), batch=False).apply(_plan(create))
     assert [c.request.method for c in mock.calls] == ["POST", "GET", "GET"]  # then read back
     assert params(mock.calls[1])["sysparm_query"] == (
         "source=MIDUserConnectivity^message=User a^^b is down, badly^state!=resolved"
@@ -615,7 +620,7 @@ def test_create_timed_out_waiting_for_its_answer_is_not_sent_again(
     # The instance may still save it after any look-up made now: stop, the next run converges.
     mock.add("POST", ISSUE, body=requests.exceptions.ReadTimeout("no answer"))
     with pytest.raises(PartialWrite) as caught:
-        make(batch=False).apply(_plan(_change(Action.CREATE, "msg", None)))
+        WriteBack(make(), batch=False).apply(_plan(_change(Action.CREATE, "msg", None)))
     assert [c.request.method for c in mock.calls] == ["POST"]
     assert "read timeout" in str(caught.value)
     assert "running the check again converges" in str(caught.value)
@@ -628,7 +633,7 @@ def test_failed_create_not_found_on_reread_is_posted_again(
     mock.add("POST", ISSUE, status=503, body="")
     mock.add("GET", ISSUE, json={"result": []}, headers={"X-Total-Count": "0"})
     mock.add("POST", ISSUE, status=201, json={"result": {"sys_id": "new9"}})
-    applied = make(batch=False).apply(_plan(create))
+    applied = WriteBack(make(), batch=False).apply(_plan(create))
     assert [c.request.method for c in mock.calls] == ["POST", "GET", "POST", "GET"]
     assert applied[0].sys_id == "new9"
 
@@ -638,7 +643,7 @@ def test_create_refused_is_not_retried(
 ) -> None:
     mock.add("POST", ISSUE, status=403, json=_error_body("Operation Failed"))
     with pytest.raises(PartialWrite) as caught:
-        make(batch=False).apply(_plan(_change(Action.CREATE, "msg", None)))
+        WriteBack(make(), batch=False).apply(_plan(_change(Action.CREATE, "msg", None)))
     assert "write access to ecc_agent_issue denied" in str(caught.value)
     assert len(mock.calls) == 1
 
@@ -651,7 +656,7 @@ def test_apply_stops_part_way_with_partial_write(
     third = _change(Action.CREATE, "three", None)
     mock.add("PATCH", f"{ISSUE}/a1", json={"result": {"sys_id": "a1"}})
     mock.add("PATCH", f"{ISSUE}/b2", status=404, json=_error_body("No Record found"))
-    instance = make(batch=False)
+    instance = WriteBack(make(), batch=False)
     with caplog.at_level(logging.DEBUG), pytest.raises(PartialWrite) as caught:
         instance.apply(_plan(first, second, third))
     error = caught.value
@@ -673,7 +678,7 @@ def test_write_errors_never_show_the_password(
     # Even if the instance echoes it back, the secret is scrubbed from the message.
     mock.add("PATCH", f"{ISSUE}/a1", status=400, json=_error_body(f"bad value {SECRET}", TOKEN))
     with pytest.raises(PartialWrite) as caught:
-        make(batch=False).apply(_plan(_change(Action.RESOLVE, "one", "a1")))
+        WriteBack(make(), batch=False).apply(_plan(_change(Action.RESOLVE, "one", "a1")))
     assert SECRET not in str(caught.value) and TOKEN not in str(caught.value)
 
 
@@ -696,7 +701,7 @@ def test_batch_items_the_instance_cannot_route_go_one_by_one(
     mock.add("PATCH", f"{ISSUE}/a1", json={"result": {"sys_id": "a1"}})
     mock.add("PATCH", f"{ISSUE}/b2", json={"result": {"sys_id": "b2"}})
     instance = make()
-    applied = instance.apply(
+    applied = WriteBack(instance).apply(
         _plan(_change(Action.RESOLVE, "one", "a1"), _change(Action.UPDATE, "two", "b2"))
     )
     assert [(c.request.method, urlsplit(c.request.url).path) for c in mock.calls] == [
@@ -728,6 +733,65 @@ def test_a_batch_endpoint_answering_401_is_not_a_refusal(
         "POST", f"{BASE}/api/now/v1/batch", status=401, json=_error_body("User Not Authenticated")
     )
     with pytest.raises(PartialWrite) as caught:
-        make().apply(_plan(_change(Action.RESOLVE, "one", "a1")))
+        WriteBack(make()).apply(_plan(_change(Action.RESOLVE, "one", "a1")))
     assert "authentication as checker failed" in str(caught.value)
     assert len(mock.calls) == 1
+
+
+ERROR_KINDS: dict[str, type[InstanceError]] = {
+    "401": errors.AuthFailed,
+    "403 sysevent": errors.AccessDenied,
+    "403 ecc_agent_config": errors.AccessDenied,
+    "404": errors.NotFound,
+    "400 invalid table": errors.Rejected,
+    "429 after retries": errors.RateLimited,
+    "503 after retries": errors.Unavailable,
+    "500": errors.ServerError,
+    "hibernating": errors.InstanceHibernating,
+    "other html": errors.NotJson,
+    "truncated json": errors.NotJson,
+    "error in a 200": errors.BadAnswer,
+    "result not a list": InstanceError,
+    "read timeout": errors.ReadTimedOut,
+    "connect timeout": errors.Unreachable,
+    "refused": errors.Unreachable,
+    "dns": errors.Unreachable,
+    "tls": errors.TlsFailed,
+}
+
+
+def test_every_error_case_has_its_kind() -> None:
+    assert [case[0] for case in ERROR_CASES] == list(ERROR_KINDS)
+
+
+@pytest.mark.parametrize(
+    ("kind", "table", "answer"),
+    [(ERROR_KINDS[case[0]], case[1], case[2]) for case in ERROR_CASES],
+    ids=[case[0] for case in ERROR_CASES],
+)
+def test_errors_carry_their_kind_as_a_type(
+    mock: responses.RequestsMock,
+    make: Callable[..., Instance],
+    kind: type[InstanceError],
+    table: str,
+    answer: dict[str, Any],
+) -> None:
+    mock.add("GET", f"{API}/{table}", **answer)
+    with pytest.raises(InstanceError) as caught:
+        make(attempts=3).fetch(table, "name=x", ["sys_id"])
+    assert type(caught.value) is kind
+
+
+def test_each_check_takes_now_from_its_own_answers(
+    mock: responses.RequestsMock, make: Callable[..., Instance]
+) -> None:
+    later = "Wed, 01 May 2024 12:30:00 GMT"
+    for date in (DATE, DATE, later):
+        mock.add("GET", f"{API}/ecc_agent", json={"result": []}, headers={"Date": date})
+    instance = make()
+    instance.fetch("ecc_agent", "", ["sys_id"])
+    instance.fetch("ecc_agent", "", ["sys_id"])
+    assert instance.now == datetime(2024, 5, 1, 11, 58, 20, tzinfo=UTC)
+    instance.restart_clock()  # what pull_snapshot does first: one check, one "now"
+    instance.fetch("ecc_agent", "", ["sys_id"])
+    assert instance.now == datetime(2024, 5, 1, 12, 30, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ import pytest
 
 from snowcheck.check import Outcome, assess, load_snapshot
 from snowcheck.errors import ConfigError
-from snowcheck.monitoring import (
+from snowcheck.output.monitoring import (
     nagios_report,
     open_log_file,
     prometheus_text,

@@ -20,7 +20,14 @@ from factories import (
 )
 
 from snowcheck.errors import UnsafePlan
-from snowcheck.plan import Action, Change, Plan, build_plan
+from snowcheck.plan import (
+    Action,
+    Change,
+    Plan,
+    build_plan,
+    concurrent_create_survivor,
+    most_recently_updated,
+)
 from snowcheck.records import ISSUE_TABLE, Inventory
 from snowcheck.rules import Finding
 
@@ -387,3 +394,32 @@ def test_lifecycle_create_update_acknowledge_resolve_and_create_again() -> None:
         ("new0", "resolved"),
         ("new1", "new"),
     ]
+
+
+# Which duplicate survives ---------------------------------------------------------------------
+
+
+def test_the_plan_updates_the_most_recently_updated_of_duplicates() -> None:
+    older = issue_row("dup", updated_on="2026-11-25 07:00:00", record="a-older")
+    newer = issue_row("dup", updated_on="2026-11-25 08:00:00", record="b-newer")
+    issues = Inventory.from_tables({ISSUE_TABLE: [newer, older]}).issues
+    finding = Finding(rule="r", user="u", message="dup", domain="global")
+    plan = build_plan([finding], issues, source=SOURCE, now=NOW)
+    assert [c.sys_id for c in plan.of(Action.UPDATE)] == ["b-newer"]
+    assert (
+        most_recently_updated(
+            [("2026-11-25 07:00:00", "a-older"), ("2026-11-25 08:00:00", "b-newer")]
+        )
+        == "b-newer"
+    )
+
+
+def test_settling_concurrent_creates_keeps_the_earliest_created_whatever_was_updated() -> None:
+    # The same two copies: settling keeps the one created first, which the plan would not.
+    created = [("2026-11-25 10:00:01", "b-newer"), ("2026-11-25 10:00:00", "a-older")]
+    assert concurrent_create_survivor(created) == "a-older"
+    updated = [("2026-11-25 10:00:00", "a-older"), ("2026-11-25 10:00:05", "b-newer")]
+    assert most_recently_updated(updated) == "b-newer"
+    # A tie on the second goes to the smaller sys_id, so every run keeps the same copy.
+    tie = [("2026-11-25 10:00:00", "zzzz"), ("2026-11-25 10:00:00", "aaaa")]
+    assert concurrent_create_survivor(tie) == concurrent_create_survivor(reversed(tie)) == "aaaa"

@@ -17,14 +17,11 @@ from factories import NOW, NOW_TEXT, SOURCE, issue_row, sys_id
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from snowcheck.connection import Connection
 from snowcheck.emulator import Emulator, Scenario
 from snowcheck.emulator.query import Condition, parse
 from snowcheck.errors import DataError
-from snowcheck.instance import Instance
 from snowcheck.plan import Action, build_plan
 from snowcheck.pull import read_events, read_open_issues
-from snowcheck.query import and_, chunk_in, in_
 from snowcheck.records import (
     CONFIG_TABLE,
     EVENT_TABLE,
@@ -37,6 +34,10 @@ from snowcheck.records import (
     format_time,
 )
 from snowcheck.rules import Finding
+from snowcheck.servicenow.instance import Instance
+from snowcheck.servicenow.query import and_, chunk_in, in_
+from snowcheck.servicenow.session import Connection
+from snowcheck.writeback import WriteBack
 
 # -- strategies --------------------------------------------------------------------------------
 
@@ -531,7 +532,7 @@ def test_applying_the_plan_on_the_emulator_then_planning_again_gives_only_update
     with _instance(emulator) as instance:
         issues = Inventory.from_tables({ISSUE_TABLE: read_open_issues(instance, SOURCE)}).issues
         first = build_plan(findings, issues, source=SOURCE, now=NOW)
-        instance.apply(first)
+        WriteBack(instance).apply(first)
         reread = read_open_issues(instance, SOURCE)
     again = build_plan(
         findings,

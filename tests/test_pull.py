@@ -15,12 +15,12 @@ import pytest
 import responses
 
 from snowcheck import pull
-from snowcheck.connection import Connection
 from snowcheck.errors import DataError, InstanceError
-from snowcheck.instance import Instance
 from snowcheck.pull import pull_snapshot
-from snowcheck.query import chunk_in
 from snowcheck.records import Inventory
+from snowcheck.servicenow.instance import Instance
+from snowcheck.servicenow.query import chunk_in
+from snowcheck.servicenow.session import Connection
 
 BASE = "https://dev1.service-now.com"
 API = f"{BASE}/api/now/table"

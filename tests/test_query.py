@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from snowcheck.query import and_, chunk_in, encoded_length, eq, escape, in_
+from snowcheck.servicenow.query import and_, chunk_in, encoded_length, eq, escape, in_
 
 
 def _split(query: str) -> list[str]:

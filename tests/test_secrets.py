@@ -28,11 +28,13 @@ import requests
 import responses
 
 from snowcheck.cli import build_parser, main
-from snowcheck.connection import Connection, resolve_connection
+from snowcheck.connection import resolve_connection
 from snowcheck.emulator import Emulator, Scenario
 from snowcheck.errors import InstanceError
-from snowcheck.instance import Instance
-from snowcheck.render import Terminal
+from snowcheck.output.report import Terminal
+from snowcheck.servicenow.instance import Instance
+from snowcheck.servicenow.retry import RetryPolicy
+from snowcheck.servicenow.session import Connection
 
 DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
 USER = "mid.checker"
@@ -202,7 +204,7 @@ def test_permission_error_from_the_emulator_leaks_nothing(env: None, tmp_path: P
 
 
 def test_connection_refused_error_leaks_nothing(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Instance, "_wait", lambda self, state: 0.0)  # retry without waiting
+    monkeypatch.setattr(RetryPolicy, "_wait", lambda self, state: 0.0)  # retry without waiting
     with Emulator() as emu:
         url = emu.url
     result = run("check", "--instance", url, "--user", USER, "--config", "/dev/null")

@@ -22,8 +22,8 @@ from rich.console import Console
 
 from snowcheck.cli import main
 from snowcheck.emulator import BatchConfig, Emulator, Scenario
+from snowcheck.output.report import Terminal
 from snowcheck.records import ISSUE_TABLE
-from snowcheck.render import Terminal
 
 CLEAR = "\x1b[2J"
 TITLE = "\x1b]0;pwned\x07"

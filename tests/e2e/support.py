@@ -23,7 +23,7 @@ import pytest
 from snowcheck.cli import main
 from snowcheck.emulator import Emulator, Scenario
 from snowcheck.emulator.clock import format_time
-from snowcheck.render import Terminal
+from snowcheck.output.report import Terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SCENARIO = ROOT / "config" / "examples" / "demo-scenario.json"

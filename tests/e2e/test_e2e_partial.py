@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from snowcheck.emulator import BatchConfig, Emulator
-from snowcheck.instance import Instance
+from snowcheck.servicenow.instance import Instance
 
 from .support import (
     InProcess,

@@ -19,9 +19,9 @@ from enum import IntEnum
 
 from snowcheck.check import Outcome
 from snowcheck.errors import ConfigError
+from snowcheck.output.report import literal
 from snowcheck.plan import Action, Change
 from snowcheck.redact import redact
-from snowcheck.render import literal
 from snowcheck.rules import RULES, Who
 
 # Nagios --------------------------------------------------------------------------------------

@@ -1,29 +1,23 @@
-"""One check against a live instance: pull, assess, and (only when asked and safe) apply."""
+"""One check against a live instance: pull, assess, and (only when asked and safe) apply.
+
+Shared by ``check`` and ``demo``: the order that keeps an instance safe lives here,
+every read, then the plan, then its safety check, then the writes.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from snowcheck.check import Outcome, assess
-from snowcheck.instance import Instance
 from snowcheck.plan import Action, Change
-from snowcheck.pull import DEFAULT_CONCURRENCY, pull_snapshot
+from snowcheck.pull import pull_snapshot
+from snowcheck.servicenow.instance import Instance
+from snowcheck.settings import CheckSettings, WriteSettings
+from snowcheck.writeback import WriteBack
 
 log = logging.getLogger("snowcheck")
-
-
-@dataclass(frozen=True)
-class CheckSettings:
-    """The check's own settings once command line, environment and file are merged."""
-
-    window: timedelta
-    source: str
-    messages: str
-    concurrency: int = DEFAULT_CONCURRENCY
-    """Reads in flight at once during the pull (``--concurrency``, ``concurrency``)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +36,7 @@ def live_check(
     force: bool,
     warn: Callable[[str], None],
     on_change: Callable[[Change], None] | None = None,
+    write: WriteSettings | None = None,
 ) -> Checked:
     """Pull everything, plan, and apply only after every read completed and the plan is safe."""
     base_url = instance.connection.base_url
@@ -77,6 +72,8 @@ def live_check(
     if not apply:
         return Checked(outcome, None)
     plan.raise_if_unsafe(saw_mid_users=outcome.evaluation.saw_mid_users, force=force)
-    applied = instance.apply(plan, on_change=on_change)
+    write = write or WriteSettings()
+    writer = WriteBack(instance, batch=write.batch, batch_items=write.batch_items)
+    applied = writer.apply(plan, on_change=on_change)
     log.info("applied %d changes to ecc_agent_issue", len(applied))
     return Checked(outcome, applied)

@@ -12,19 +12,18 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from snowcheck.connection import Connection
+from snowcheck.commands.live import live_check
 from snowcheck.emulator import Emulator, Scenario
 from snowcheck.errors import ConfigError
-from snowcheck.instance import Instance
+from snowcheck.output.report import Terminal, data
 from snowcheck.plan import DEFAULT_SOURCE
 from snowcheck.records import ISSUE_TABLE, MID_TABLE
-from snowcheck.render import Terminal, data
 from snowcheck.rules import DEFAULT_WINDOW
-from snowcheck.run import CheckSettings, live_check
+from snowcheck.servicenow.instance import Instance
+from snowcheck.servicenow.session import Connection
+from snowcheck.settings import CheckSettings, DemoOptions
 
-DEMO_SCENARIO = (
-    Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
-)
+DEMO_SCENARIO = Path(__file__).resolve().parents[2] / "config" / "examples" / "demo-scenario.json"
 FIXED_USER = "mid.west"
 FIXED_MID = "mid-west-1"
 
@@ -105,3 +104,9 @@ def _fix_one_problem(instance: Instance, emulator: Emulator) -> None:
     emulator.load_rows(
         "sysevent", [{"name": "login", "parm1": FIXED_USER, "parm2": "", "sys_created_on": ""}]
     )
+
+
+def run_demo(options: DemoOptions, terminal: Terminal) -> int:
+    """``snowcheck demo``."""
+    demo(terminal, scenario=options.scenario)
+    return 0

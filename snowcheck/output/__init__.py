@@ -1,0 +1,1 @@
+"""Output formats: the rich report, JSON, Nagios, the Prometheus textfile and the log file."""
