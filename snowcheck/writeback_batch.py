@@ -310,7 +310,10 @@ class BatchWriter:
             return batch
         asked = exc.delay if isinstance(exc, BatchNotAnswered) else None
         wait = self.retry.backoff(tries, asked)
-        what = exc.what if isinstance(exc, BatchNotAnswered) else str(exc)
+        if isinstance(exc, BatchNotAnswered):
+            what = exc.what
+        else:
+            what = str(exc) if exc is not None else "no usable answer"
         self.retry.log_retry(doing, what, tries, wait)
         self.retry.sleep(wait)
         return batch
