@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,6 +16,7 @@ import pytest
 import responses
 
 from snowcheck import pull
+from snowcheck.emulator import Emulator, Scenario
 from snowcheck.errors import DataError, InstanceError
 from snowcheck.pull import pull_snapshot
 from snowcheck.records import Inventory
@@ -424,3 +426,15 @@ def test_a_failed_read_stops_the_others_waiting_to_retry(
     # The grants read was told to wait 30 s before its second attempt: it gave up instead.
     assert time.monotonic() - started < 5
     assert sum(call.request.url.startswith(f"{API}/sys_user_has_role") for call in mock.calls) <= 1
+
+
+def test_a_second_check_through_one_instance_takes_a_fresh_now() -> None:
+    demo = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
+    with Emulator(Scenario.load(str(demo))) as emu:
+        user, password = emu.credentials
+        connection = Connection(base_url=emu.url, user=user, password=password)
+        with Instance(connection, sleep=lambda _: None) as instance:
+            first = pull_snapshot(instance, window=WINDOW, source="S")
+            emu.clock.advance(3600)
+            second = pull_snapshot(instance, window=WINDOW, source="S")
+    assert second.now - first.now == timedelta(hours=1)
