@@ -542,7 +542,9 @@ def _parse(message: str) -> tuple[int, int] | None:
         for templates in TEMPLATE_SETS.values():
             for template in templates.templates.values():
                 for pattern in template.patterns():
-                    match = re.fullmatch(pattern.pattern, text, flags)
+                    # An empty name, too: a user_name of "" gives "User  is ...".
+                    either = pattern.pattern.replace("(?P<user>.+)", "(?P<user>.*)")
+                    match = re.fullmatch(either, text, flags)
                     if match:
                         return match.span("user")
     return None
