@@ -159,7 +159,10 @@ class Pseudonymiser:
         if stripped.isascii():
             # ASCII lowercases letter by letter, so the capitals' places tell the variants apart.
             return [char.isupper() for char in stripped] + [False] * (length - len(stripped))
-        bits = self._digest(f"{purpose}-case", stripped)
+        bits = b"".join(
+            self._digest(f"{purpose}-case", stripped, counter)
+            for counter in range(-(-length // 256))
+        )
         mask = [bool(bits[i // 8] >> (i % 8) & 1) for i in range(length)]
         mask[0] = True  # never the mask of the all-lowercase spelling
         return mask
@@ -312,6 +315,8 @@ class _Redactor:
         """Folded name -> kind, for searching messages that match no template."""
         self.warnings: list[str] = []
         self.dropped: Counter[tuple[str, str]] = Counter()
+        self._search: tuple[int, re.Pattern[str] | None] | None = None
+        """The known names as one pattern, and how many names it was built from."""
 
     # -- names ---------------------------------------------------------------------------
 
@@ -466,13 +471,15 @@ class _Redactor:
             kind = self.known.get(found.lower(), USER)
             return self.pseudonym(kind, found)
 
-        names = sorted(self.known, key=len, reverse=True)
-        if names:
+        if self._search is None or self._search[0] != len(self.known):
+            names = sorted(self.known, key=len, reverse=True)
             pattern = re.compile(
                 r"(?<![\w.-])(?:" + "|".join(map(re.escape, names)) + r")(?![\w]|[.-]\w)",
                 re.IGNORECASE,
             )
-            text = pattern.sub(replace, text)
+            self._search = (len(self.known), pattern if names else None)
+        if self._search[1] is not None:
+            text = self._search[1].sub(replace, text)
         addresses = self.names.addresses_in(text)
         count += addresses != text
         return addresses, count

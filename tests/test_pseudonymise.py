@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_properties import user_names
 
-from snowcheck.check import Outcome, assess
+from snowcheck.check import Outcome, assess, load_snapshot
 from snowcheck.emulator import Scenario
 from snowcheck.errors import ConfigError, DataError
 from snowcheck.messages import DOCS, KINGSTON
@@ -118,6 +118,12 @@ def assert_commutes(
     identity = _findings(after, lambda name: name, lambda name: name)
     assert identity == _findings(before, names.user, names.mid_server)
 
+    folded = Counter(f.message.rstrip(" ").lower() for f in before.evaluation.findings)
+    if max(folded.values(), default=1) > 1:
+        # Two findings whose messages the instance compares as equal (fidelity README,
+        # section 4, "not decided"): which spelling is written first follows the order of
+        # the users, and pseudonyms do not keep that order.
+        return
     # Creates and updates carry a finding's message; a resolve, the stored message.
     mapped = {
         finding.message: after.evaluation.templates.render(
@@ -271,7 +277,7 @@ def test_no_original_name_host_or_address_is_left_in_a_redacted_file(
         assert core not in text, original
 
 
-def test_the_example_snapshot_commutes_and_keeps_nothing_to_hide() -> None:
+def test_the_example_snapshot_commutes_and_keeps_nothing_to_hide(tmp_path: Path) -> None:
     document = json.loads(EXAMPLE.read_text(encoding="utf-8"))
     for messages in ("docs", "kingston", "auto"):
         assert_commutes(document, messages=messages)
@@ -285,6 +291,10 @@ def test_the_example_snapshot_commutes_and_keeps_nothing_to_hide() -> None:
     # "acme" stays: it is a domain, and domains are kept.
     assert leaked == ["acme"]
     assert redacted.warnings == ()
+    # check --snapshot reads the redacted file as it is.
+    path = tmp_path / "redacted.json"
+    path.write_text(json.dumps(redacted.document), encoding="utf-8")
+    assert load_snapshot(str(path)).tables == redacted.document["tables"]
     assert redacted.instance is not None and "acme" not in redacted.instance
     assert redacted.instance.startswith("https://host-")
 
@@ -353,6 +363,9 @@ def test_a_pseudonym_keeps_case_pattern_and_trailing_spaces() -> None:
     assert names.user("mid.svc  ") == plain + "  "
     assert names.user("") == ""
     assert len(names.user("x" * 40)) == 40  # long names keep their length, so stay distinct
+    long = "Ü" * 300  # beyond one digest of case bits
+    assert names.user(long) != names.user(long.lower())
+    assert names.user(long).lower() == names.user(long.lower())
 
 
 def test_the_same_key_gives_the_same_file_and_another_key_other_pseudonyms() -> None:
