@@ -11,8 +11,9 @@ a user name's pseudonym is built from three parts:
 - letters derived from the HMAC of the name as the instance compares it,
   ``rstrip(" ").lower()``: names equal that way get the same lowercase letters;
 - the name's own letter case laid over those letters: position by position for an
-  ASCII name (``MID.Svc`` gives ``Xqz.Abc``-like capitals at the same places), from a
-  second HMAC for any other name whose lowercase differs from itself;
+  ASCII name (``mid.svc`` gives ``sqgcjwmliufvycbc`` and ``MID.Svc`` ``SQGcJwmliufvycbc``
+  under one key: capitals where the name has them), from a second HMAC for any other
+  name whose lowercase differs from itself;
 - the name's own trailing spaces, appended.
 
 Two names then compare equal (either way) exactly when their pseudonyms do. Role names,
