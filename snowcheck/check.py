@@ -11,7 +11,16 @@ from typing import Any
 from snowcheck.errors import ConfigError, DataError
 from snowcheck.messages import choose
 from snowcheck.plan import Plan, build_plan
-from snowcheck.records import TABLES, Inventory, Snapshot, parse_time
+from snowcheck.records import (
+    EXTRA_READS,
+    OPTIONAL_TABLES,
+    PROPERTIES,
+    PROPERTY_TABLE,
+    TABLES,
+    Inventory,
+    Snapshot,
+    parse_time,
+)
 from snowcheck.rules import Evaluation, evaluate
 
 
@@ -45,7 +54,13 @@ def assess(
 
 
 def load_snapshot(path: str) -> Snapshot:
-    """Read a snapshot file: {"now": "YYYY-MM-DD HH:MM:SS", "tables": {table: [rows]}}."""
+    """Read a snapshot file: {"now": "YYYY-MM-DD HH:MM:SS", "tables": {table: [rows]}}.
+
+    Optional for the advisories: a ``sys_properties`` table, and ``"extra_reads"``, the list
+    of EXTRA_READS the tables hold (``all_mid_servers``: ecc_agent rows of every status;
+    ``clone_issues``: open InstanceClone issues too). A snapshot without them still loads;
+    the advisories that need them are skipped.
+    """
     try:
         document: Any = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -70,7 +85,23 @@ def load_snapshot(path: str) -> Snapshot:
     tables = document.get("tables")
     if not isinstance(tables, dict):
         raise DataError("snapshot", path, "tables", "should be an object of table name to rows")
-    unknown = sorted(set(tables) - set(TABLES))
+    unknown = sorted(set(tables) - set(TABLES) - set(OPTIONAL_TABLES))
     if unknown:
         raise DataError("snapshot", path, "tables", f"names unknown tables {', '.join(unknown)}")
-    return Snapshot(now=moment, tables=tables, clock_source="snapshot")
+    return Snapshot(
+        now=moment, tables=tables, clock_source="snapshot", extra_reads=_extra_reads(document, path)
+    )
+
+
+def _extra_reads(document: dict[str, Any], path: str) -> frozenset[str]:
+    listed = document.get("extra_reads", [])
+    if not isinstance(listed, list) or not all(isinstance(read, str) for read in listed):
+        raise DataError("snapshot", path, "extra_reads", "should be a list of names")
+    unknown = sorted(set(listed) - set(EXTRA_READS))
+    if unknown:
+        raise DataError(
+            "snapshot", path, "extra_reads", f"names unknown reads {', '.join(unknown)}"
+        )
+    # A sys_properties table in the file is itself the sign that it was read.
+    found = {PROPERTIES} if PROPERTY_TABLE in document["tables"] else set()
+    return frozenset(listed) | found

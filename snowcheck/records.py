@@ -23,6 +23,7 @@ CONFIG_TABLE = "ecc_agent_config"
 MID_TABLE = "ecc_agent"
 EVENT_TABLE = "sysevent"
 ISSUE_TABLE = "ecc_agent_issue"
+PROPERTY_TABLE = "sys_properties"
 
 TABLES = (
     ROLE_TABLE,
@@ -33,6 +34,17 @@ TABLES = (
     EVENT_TABLE,
     ISSUE_TABLE,
 )
+
+OPTIONAL_TABLES = (PROPERTY_TABLE,)
+"""Tables only the advisories read; a snapshot may hold them, an older one does not."""
+
+ALL_MID_SERVERS = "all_mid_servers"
+"""An extra read: ecc_agent rows of every status, not only the Down ones the rules need."""
+CLONE_ISSUES = "clone_issues"
+"""An extra read: the open ecc_agent_issue rows of source InstanceClone, besides our own."""
+PROPERTIES = PROPERTY_TABLE
+"""An extra read: the sys_properties rows of the MID Server version."""
+EXTRA_READS = (ALL_MID_SERVERS, CLONE_ISSUES, PROPERTIES)
 
 Row = Mapping[str, Any]
 
@@ -100,6 +112,18 @@ class _Reader:
             return False
         raise self.fail(field, f"should be 'true' or 'false', got {value!r}")
 
+    def optional_boolean(self, field: str) -> bool | None:
+        """A boolean, or None when the row lacks the field or leaves it empty."""
+        if self._raw(field, False) == "":
+            return None
+        return self.boolean(field)
+
+    def optional_text(self, field: str) -> str | None:
+        """A string, or None when the row lacks the field (an empty value stays empty)."""
+        if field not in self.row:
+            return None
+        return self.text(field)
+
     def integer(self, field: str) -> int:
         value = self._raw(field, True)
         if value == "":
@@ -161,6 +185,8 @@ class User:
     active: bool
     sys_domain: str
     locked_out: bool
+    password_needs_reset: bool | None = None
+    """None when the row has no such field (a pull or snapshot from before the advisories)."""
 
     @classmethod
     def from_row(cls, row: Row) -> User:
@@ -171,6 +197,7 @@ class User:
             active=r.boolean("active"),
             sys_domain=r.reference("sys_domain", required=False) or "global",
             locked_out=r.boolean("locked_out", required=False),
+            password_needs_reset=r.optional_boolean("password_needs_reset"),
         )
 
 
@@ -206,6 +233,13 @@ class MidServer:
     status: str
     """Up, Down (exact case), Paused, Upgrading, ..."""
     last_refreshed: datetime | None
+    user_name: str | None = None
+    """The user the MID Server logged in as; None when the row has no such field."""
+    validated: str | None = None
+    """``true`` once an admin validated it (``false``, ``invalidated``, ... otherwise); None
+    when the row has no such field."""
+    version: str | None = None
+    """The MID Server's build stamp; None when the row has no such field."""
 
     @classmethod
     def from_row(cls, row: Row) -> MidServer:
@@ -215,6 +249,9 @@ class MidServer:
             name=r.text("name"),
             status=r.text("status"),
             last_refreshed=r.time("last_refreshed", required=False),
+            user_name=r.optional_text("user_name"),
+            validated=r.optional_text("validated"),
+            version=r.optional_text("version"),
         )
 
 
@@ -281,6 +318,19 @@ class Issue:
         )
 
 
+@dataclass(frozen=True)
+class Property:
+    """A row of sys_properties (mid.buildstamp and mid.version.override are the ones used)."""
+
+    name: str
+    value: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> Property:
+        r = _Reader(PROPERTY_TABLE, row)
+        return cls(name=r.text("name"), value=r.text("value", required=False))
+
+
 T = TypeVar("T")
 
 
@@ -298,6 +348,8 @@ class Snapshot:
     tables: Mapping[str, Sequence[Row]]
     clock_source: str = "instance"
     """Where ``now`` came from: "instance" (Date header), "local" (fallback) or "snapshot"."""
+    extra_reads: frozenset[str] = frozenset()
+    """Which of EXTRA_READS the tables hold; an older snapshot holds none."""
 
 
 @dataclass(frozen=True)
@@ -311,6 +363,8 @@ class Inventory:
     mid_servers: tuple[MidServer, ...]
     events: tuple[Event, ...]
     issues: tuple[Issue, ...]
+    properties: tuple[Property, ...] = ()
+    """sys_properties rows, read for the advisories only."""
 
     @classmethod
     def from_tables(cls, tables: Mapping[str, Any]) -> Inventory:
@@ -325,4 +379,5 @@ class Inventory:
             mid_servers=_convert(MID_TABLE, rows(MID_TABLE), MidServer.from_row),
             events=_convert(EVENT_TABLE, rows(EVENT_TABLE), Event.from_row),
             issues=_convert(ISSUE_TABLE, rows(ISSUE_TABLE), Issue.from_row),
+            properties=_convert(PROPERTY_TABLE, rows(PROPERTY_TABLE), Property.from_row),
         )

@@ -23,11 +23,19 @@ SYSTEM_FIELDS = ("sys_id", "sys_created_on", "sys_updated_on")
 """Fields every table has; the store fills them in on insert."""
 
 STANDARD_TABLES: Mapping[str, tuple[str, ...]] = {
-    "sys_user": ("user_name", "name", "active", "locked_out", "sys_domain"),
+    "sys_user": ("user_name", "name", "active", "locked_out", "password_needs_reset", "sys_domain"),
     "sys_user_role": ("name",),
     "sys_user_has_role": ("user", "role", "inherited"),
     "ecc_agent_config": ("ecc_agent", "param_name", "value", "sys_domain"),
-    "ecc_agent": ("name", "status", "last_refreshed", "sys_domain"),
+    "ecc_agent": (
+        "name",
+        "status",
+        "last_refreshed",
+        "user_name",
+        "validated",
+        "version",
+        "sys_domain",
+    ),
     "sysevent": ("name", "parm1", "parm2"),
     "ecc_agent_issue": (
         "message",
@@ -38,6 +46,7 @@ STANDARD_TABLES: Mapping[str, tuple[str, ...]] = {
         "mid_server",
         "sys_domain",
     ),
+    "sys_properties": ("name", "value"),
 }
 """The tables snowcheck reads, always known, with the fields they have even when empty."""
 
@@ -72,7 +81,7 @@ COMPOSITE_INDEXES: Mapping[str, tuple[tuple[str, ...], ...]] = {
 }
 
 INSERT_DEFAULTS: Mapping[str, Mapping[str, str]] = {
-    "sys_user": {"sys_domain": "global"},
+    "sys_user": {"sys_domain": "global", "password_needs_reset": "false"},
     "ecc_agent_config": {"sys_domain": "global"},
     "ecc_agent": {"sys_domain": "global"},
     "ecc_agent_issue": {"state": "new", "count": "1", "sys_domain": "global"},
