@@ -8,19 +8,25 @@ with Emulator(Scenario.load("scenario.json"), port=0) as emu:
     emu.rows("ecc_agent_issue")
 """
 
+from snowcheck.emulator.auth import AuthConfig, OAuthClient, OAuthServer
 from snowcheck.emulator.faults import Fault, Faults
 from snowcheck.emulator.runner import Emulator, serve
 from snowcheck.emulator.scenario import BatchConfig, Scenario, ScenarioError, UserAccess
 from snowcheck.emulator.server import LogEntry
+from snowcheck.emulator.tls import TlsConfig
 
 __all__ = [
+    "AuthConfig",
     "BatchConfig",
     "Emulator",
     "Fault",
     "Faults",
     "LogEntry",
+    "OAuthClient",
+    "OAuthServer",
     "Scenario",
     "ScenarioError",
+    "TlsConfig",
     "UserAccess",
     "serve",
 ]
