@@ -218,6 +218,9 @@ class OAuthServer:
         """(client id, user, grant family) -> the access token handed out last."""
         self.issued = dict.fromkeys(GRANTS, 0)
         """Successful token requests per grant."""
+        self.disabled_grants: frozenset[str] = frozenset()
+        """Grants switched off instance-wide (as `glide.oauth.inbound.ropc.grant_type.disabled`
+        does for the password grant)."""
 
     # -- /oauth_token.do ----------------------------------------------------------------------
 
@@ -236,6 +239,7 @@ class OAuthServer:
         if (
             client is None
             or grant not in client.grants
+            or grant in self.disabled_grants
             or not hmac.compare_digest(
                 client.secret.encode(), form.get("client_secret", "").encode()
             )
@@ -327,14 +331,16 @@ class OAuthServer:
                 "access_lifetime": self.access_lifetime,
                 "refresh_lifetime": self.refresh_lifetime,
                 "issued": dict(self.issued),
+                "disabled_grants": sorted(self.disabled_grants),
                 "valid_access_tokens": sum(t.expires_at > now for t in self._access.values()),
                 "valid_refresh_tokens": sum(t.expires_at > now for t in self._refresh.values()),
             }
 
     def control(self, payload: object) -> dict[str, Any]:
-        """Apply `{"access_lifetime", "refresh_lifetime", "expire_access_tokens",
-        "revoke_refresh_tokens"}` (all optional); returns the new state."""
+        """Apply `{"access_lifetime", "refresh_lifetime", "disabled_grants",
+        "expire_access_tokens", "revoke_refresh_tokens"}` (all optional); returns the state."""
         allowed = {
+            "disabled_grants",
             "access_lifetime",
             "refresh_lifetime",
             "expire_access_tokens",
@@ -348,6 +354,11 @@ class OAuthServer:
                 if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                     raise ValueError(f"{name} must be a positive number of seconds")
                 setattr(self, name, float(value))
+        if "disabled_grants" in payload:
+            grants = payload["disabled_grants"]
+            if not isinstance(grants, list) or not set(grants) <= set(GRANTS):
+                raise ValueError(f"disabled_grants must be a list from {list(GRANTS)}")
+            self.disabled_grants = frozenset(grants)
         if payload.get("expire_access_tokens"):
             self.expire_access_tokens()
         if payload.get("revoke_refresh_tokens"):

@@ -17,9 +17,10 @@ emulator from another process:
   adds them (a known sys_id updates that row); relative times are resolved.
 - `GET /__emulator/batch`: the batch settings; `POST` replaces them with
   `{"enabled": bool, "refuse_status": 400|404, "max_requests": n|null}` (keys optional).
-- `GET /__emulator/oauth`: token lifetimes, tokens issued per grant and how many are valid
-  (never a token value). `POST` with `{"access_lifetime": s, "refresh_lifetime": s,
-  "expire_access_tokens": true, "revoke_refresh_tokens": true}` (keys optional).
+- `GET /__emulator/oauth`: token lifetimes, tokens issued per grant, grants switched off and
+  how many tokens are valid (never a token value). `POST` with `{"access_lifetime": s,
+  "refresh_lifetime": s, "disabled_grants": ["password", ...], "expire_access_tokens": true,
+  "revoke_refresh_tokens": true}` (keys optional).
 - `GET /__emulator/clock`: `{"now", "frozen"}`; `POST` with `{"now": "YYYY-MM-DD HH:MM:SS"}`
   freezes it, `{"now": null}` follows the real clock again, `{"advance": seconds}` moves it.
 """

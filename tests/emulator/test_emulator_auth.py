@@ -210,6 +210,16 @@ def test_a_revoked_refresh_token_is_refused(emu: Emulator) -> None:
     assert password_grant(emu)["refresh_token"] != answer["refresh_token"]
 
 
+def test_a_grant_switched_off_on_the_instance_is_refused(emu: Emulator) -> None:
+    control = requests.post(
+        f"{emu.url}/__emulator/oauth", json={"disabled_grants": ["password"]}, timeout=5
+    )
+    assert control.json()["disabled_grants"] == ["password"]
+    response = token(emu, grant_type="password", username="admin", password=PASSWORD)
+    assert (response.status_code, response.json()) == (401, ACCESS_DENIED)
+    assert token(emu, grant_type="client_credentials").status_code == 200
+
+
 def test_the_control_endpoint_counts_tokens_and_never_shows_them(emu: Emulator) -> None:
     answer = password_grant(emu)
     token(emu, grant_type="client_credentials")
@@ -217,6 +227,7 @@ def test_the_control_endpoint_counts_tokens_and_never_shows_them(emu: Emulator) 
     assert answer["access_token"] not in text and answer["refresh_token"] not in text
     state = requests.get(f"{emu.url}/__emulator/oauth", timeout=5).json()
     assert state["issued"] == {"password": 1, "refresh_token": 0, "client_credentials": 1}
+    assert state["disabled_grants"] == []
     assert state["valid_access_tokens"] == 2
     assert state["valid_refresh_tokens"] == 1
     bad = requests.post(f"{emu.url}/__emulator/oauth", json={"access_lifetime": -1}, timeout=5)

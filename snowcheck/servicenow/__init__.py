@@ -1,0 +1,1 @@
+"""The ServiceNow layer: the only code that speaks HTTP to an instance."""
