@@ -616,3 +616,14 @@ def test_a_tls_verification_failure_reaches_the_token_request(
     session.auth = make_auth("oauth-password", https, session)
     with pytest.raises(requests.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
         session.get(f"{https.url}{ISSUES}")
+
+
+def test_without_a_session_tokens_come_through_a_plain_one(
+    mocked: responses.RequestsMock, clock: Clock
+) -> None:
+    answer = {"access_token": "C1", "scope": "", "token_type": "Bearer", "expires_in": 1799}
+    mocked.post(TOKEN_URL, json=answer)
+    mocked.get(TABLE_URL, json={"result": []})
+    auth = OAuthClientCredentials(INSTANCE, CLIENT_ID, CLIENT_SECRET, clock=clock)
+    assert requests.get(TABLE_URL, auth=auth).status_code == 200
+    assert api_calls(mocked) == [("GET", "Bearer C1")]

@@ -13,6 +13,7 @@ holds a secret; the layer above turns them into exit codes.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -259,17 +260,20 @@ class OAuth(AuthBase):
             "client_secret": self.client_secret,
             **form,
         }
-        session = self.session if self.session is not None else requests.Session()
         self.token_requests += 1
         issued = self.clock()
-        response = session.post(
-            self.instance_url + TOKEN_PATH,
-            data=body,
-            headers={"Accept": "application/json"},
-            auth=_NoAuth(),
-            timeout=self.timeout,
-        )
-        with response:
+        with contextlib.ExitStack() as stack:
+            session = self.session
+            if session is None:
+                session = stack.enter_context(requests.Session())
+            response = session.post(
+                self.instance_url + TOKEN_PATH,
+                data=body,
+                headers={"Accept": "application/json"},
+                auth=_NoAuth(),
+                timeout=self.timeout,
+            )
+            stack.enter_context(response)
             status = response.status_code
             try:
                 answer = response.json()
