@@ -31,7 +31,6 @@ answers every failure with the instance's one 401 body. Token lifetimes follow t
 from __future__ import annotations
 
 import hmac
-import math
 import secrets
 import threading
 import time
@@ -291,7 +290,7 @@ class OAuthServer:
             payload["scope"] = ""
         # The instance reports one second less than the lifetime left (1799 for 1800).
         remaining = current.expires_at - now
-        payload.update(token_type="Bearer", expires_in=max(0, math.ceil(remaining) - 1))
+        payload.update(token_type="Bearer", expires_in=max(0, round(remaining) - 1))
         self.issued[grant] += 1
         return TokenAnswer(200, payload, user)
 
