@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 
 from snowcheck.emulator.runner import serve
 from snowcheck.emulator.scenario import ScenarioError
+from snowcheck.emulator.tls import CLIENT_CERT_MODES, TlsConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,10 +22,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency", type=float, default=0.0, help="seconds added to every API request"
     )
+    parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    parser.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
+    parser.add_argument("--client-ca", metavar="PEM", help="CA of accepted client certificates")
+    parser.add_argument(
+        "--client-cert",
+        choices=CLIENT_CERT_MODES,
+        default="none",
+        help="ask for a client certificate (default: none)",
+    )
     args = parser.parse_args(argv)
+    tls = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            parser.error("--tls-cert and --tls-key go together")
+        try:
+            tls = TlsConfig(args.tls_cert, args.tls_key, args.client_ca, args.client_cert)
+        except ValueError as error:
+            parser.error(str(error))
     try:
-        serve(args.scenario, args.port, latency=args.latency)
-    except ScenarioError as error:
+        serve(args.scenario, args.port, latency=args.latency, tls=tls)
+    except (ScenarioError, ssl.SSLError) as error:
         print(f"snowcheck emulator: {error}", file=sys.stderr)
         return 2
     except OSError as error:

@@ -10,6 +10,9 @@ has `first`, `prev` (even on the first page, with a negative offset), `next` whi
 remain, and `last`. Not emulated: `sysparm_display_value=true|all` (values always come
 back as with `false`), `sysparm_view`, XML, and `sysparm_query_no_domain` (there are no
 domains: `sys_domain` is a plain string).
+
+Authentication (Basic, OAuth bearer tokens, API keys, client certificates) and
+`/oauth_token.do` are described in auth.py.
 """
 
 from __future__ import annotations
@@ -26,6 +29,15 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from snowcheck.emulator.auth import (
+    TOKEN_PATH,
+    AuthConfig,
+    Identity,
+    OAuthServer,
+    accepted,
+    challenge_headers,
+    restricted,
+)
 from snowcheck.emulator.clock import Clock
 from snowcheck.emulator.faults import Faults, error_body, status_headers
 from snowcheck.emulator.query import Condition, Query, parse
@@ -53,6 +65,10 @@ class ApiRequest:
     """The raw query string, without `?`."""
     body: bytes = b""
     authorization: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """The other headers, names in lower case (API keys, Content-Type)."""
+    client_cert: str | None = None
+    """The common name of the verified TLS client certificate, if any."""
 
 
 @dataclass(frozen=True)
@@ -99,14 +115,23 @@ def error_response(
     return json_response(status, payload, headers)
 
 
-def unauthenticated() -> ApiResponse:
-    """401 for missing or wrong credentials (an instance does not tell them apart)."""
+def unauthenticated(methods: frozenset[str] | None = None) -> ApiResponse:
+    """401 for missing or wrong credentials (an instance does not tell them apart).
+
+    `WWW-Authenticate` advertises each of `methods`, or Basic alone when not restricted.
+    """
     return error_response(
         401,
         "User Not Authenticated",
         "Required to provide Auth information",
-        [("WWW-Authenticate", 'BASIC realm="Service-now"')],
+        challenge_headers(methods),
     )
+
+
+def _table_of(path: str) -> str | None:
+    """The table a Table or Stats API path names, if any."""
+    match = _TABLE.fullmatch(path) or _STATS.fullmatch(path)
+    return unquote(match["table"]) if match else None
 
 
 def _flag(params: Mapping[str, str], name: str) -> bool:
@@ -139,6 +164,7 @@ class TableApi:
         *,
         base_url: str,
         batch: BatchConfig | None = None,
+        auth: AuthConfig | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -147,8 +173,38 @@ class TableApi:
         self.base_url = base_url
         """The URL reference links and Link headers start with (`http://127.0.0.1:PORT`)."""
         self.batch = batch or BatchConfig()
+        self.auth = auth or AuthConfig()
+        self.oauth = OAuthServer(self.auth, self._password_ok)
 
     # -- entry point -------------------------------------------------------------------------
+
+    def _password_ok(self, name: str, password: str) -> bool:
+        access = self.users.get(name)
+        return access is not None and hmac.compare_digest(
+            access.password.encode(), password.encode()
+        )
+
+    def identify(self, request: ApiRequest) -> Identity | None:
+        """Who the request's credentials prove, and by which method; None if nobody.
+
+        The Authorization header wins, then the API key header, then the client certificate.
+        """
+        if request.authorization:
+            scheme, _, value = request.authorization.strip().partition(" ")
+            if scheme.lower() == "bearer":
+                user = self.oauth.bearer_user(value.strip())
+                return Identity(user, "oauth") if user is not None and user in self.users else None
+            user = self.authenticate(request.authorization)
+            return Identity(user, "basic") if user is not None else None
+        api_key = request.headers.get(self.auth.api_key_header.lower())
+        if api_key is not None:
+            user = self.auth.api_keys.get(api_key.strip())
+            return Identity(user, "api-key") if user is not None and user in self.users else None
+        if request.client_cert is not None:
+            for name, access in self.users.items():
+                if access.certificate is not None and access.certificate == request.client_cert:
+                    return Identity(name, "mtls")
+        return None
 
     def authenticate(self, authorization: str | None) -> str | None:
         """The user name Basic credentials prove, or None."""
@@ -162,26 +218,43 @@ class TableApi:
         except (binascii.Error, UnicodeDecodeError):
             return None
         name, separator, password = decoded.partition(":")
-        access = self.users.get(name)
-        if not separator or access is None:
-            return None
-        if not hmac.compare_digest(access.password.encode(), password.encode()):
+        if not separator or not self._password_ok(name, password):
             return None
         return name
 
     def handle(self, request: ApiRequest) -> ApiResponse:
-        """Authenticate and serve one `/api/` request."""
-        user = self.authenticate(request.authorization)
-        if user is None:
-            return unauthenticated()
-        response = self._route(user, request, in_batch=False)
-        response.user = user
+        """Authenticate and serve one `/api/` request (or one `/oauth_token.do` request)."""
+        if request.path.rstrip("/") == TOKEN_PATH:
+            return self._token(request)
+        table = _table_of(request.path)
+        table_methods = self.auth.tables.get(table) if table is not None else None
+        identity = self.identify(request)
+        if identity is None:
+            return unauthenticated(table_methods)
+        user_methods = self.users[identity.user].methods
+        if restricted(user_methods, identity.method):
+            return unauthenticated(accepted(user_methods, table_methods))
+        response = self._route(identity.user, request, in_batch=False, via=identity.method)
+        response.user = identity.user
         return response
 
-    def _route(self, user: str, request: ApiRequest, *, in_batch: bool) -> ApiResponse:
+    def _token(self, request: ApiRequest) -> ApiResponse:
+        if request.method.upper() != "POST":
+            return error_response(405, "Method not Supported", "The token endpoint takes POST")
+        answer = self.oauth.token_request(request.headers.get("content-type"), request.body)
+        response = json_response(answer.status, answer.payload)
+        response.user = answer.user
+        return response
+
+    def _route(
+        self, user: str, request: ApiRequest, *, in_batch: bool, via: str = "basic"
+    ) -> ApiResponse:
         access = self.users[user]
         params = dict(parse_qsl(request.query, keep_blank_values=True))
         method = request.method.upper()
+        table_methods = self.auth.tables.get(_table_of(request.path) or "")
+        if restricted(table_methods, via):
+            return unauthenticated(table_methods)
         if match := _TABLE.fullmatch(request.path):
             table = unquote(match["table"])
             sys_id = unquote(match["sys_id"]) if match["sys_id"] is not None else None
@@ -204,7 +277,7 @@ class TableApi:
                 return error_response(405, "Method not Supported", f"{method} is not supported")
             return self._stats(access, unquote(match["table"]), params)
         if _BATCH.fullmatch(request.path) and not in_batch:
-            return self._batch(user, request)
+            return self._batch(user, request, via)
         return error_response(400, NO_RESOURCE, None)
 
     # -- Table API ---------------------------------------------------------------------------
@@ -404,7 +477,7 @@ class TableApi:
 
     # -- Batch API ---------------------------------------------------------------------------
 
-    def _batch(self, user: str, request: ApiRequest) -> ApiResponse:
+    def _batch(self, user: str, request: ApiRequest, via: str) -> ApiResponse:
         config = self.batch
         if not config.enabled:
             return error_response(config.refuse_status, NO_RESOURCE, None)
@@ -428,7 +501,7 @@ class TableApi:
                 unserviced.append(item_id)
                 continue
             started = time.perf_counter()
-            method, target, body, response, fault = self._batch_item(user, item)
+            method, target, body, response, fault = self._batch_item(user, item, via)
             elapsed = round((time.perf_counter() - started) * 1000)
             serviced.append(
                 {
@@ -458,7 +531,7 @@ class TableApi:
         return result
 
     def _batch_item(
-        self, user: str, item: object
+        self, user: str, item: object, via: str
     ) -> tuple[str, str, bytes, ApiResponse, str | None]:
         """Serve one batch item: (method, target, body, response, injected fault kind)."""
         if not isinstance(item, dict) or not isinstance(item.get("url"), str):
@@ -478,7 +551,7 @@ class TableApi:
             return method, target, body, response, fault.kind
         parts = urlsplit(target)
         inner = ApiRequest(method, parts.path, parts.query, body)
-        return method, target, body, self._route(user, inner, in_batch=True), None
+        return method, target, body, self._route(user, inner, in_batch=True, via=via), None
 
 
 def _no_record() -> ApiResponse:

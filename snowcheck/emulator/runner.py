@@ -9,21 +9,25 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 
 from snowcheck.emulator.api import TableApi
+from snowcheck.emulator.auth import OAuthServer
 from snowcheck.emulator.clock import Clock
 from snowcheck.emulator.faults import Faults
 from snowcheck.emulator.scenario import BatchConfig, Scenario
 from snowcheck.emulator.server import LOOPBACK, App, EmulatorHTTPServer, LogEntry, RequestLog
 from snowcheck.emulator.store import Store
+from snowcheck.emulator.tls import TlsConfig
 
 
 class Emulator:
     """An emulated ServiceNow instance serving the Table API on 127.0.0.1.
 
     Use as a context manager (or `start()` / `stop()`); `port=0` picks a free port. The rows,
-    log and clock stay readable after it stops.
+    log and clock stay readable after it stops. With `tls` it serves HTTPS.
     """
 
-    def __init__(self, scenario: Scenario | None = None, *, port: int = 0) -> None:
+    def __init__(
+        self, scenario: Scenario | None = None, *, port: int = 0, tls: TlsConfig | None = None
+    ) -> None:
         scenario = scenario if scenario is not None else Scenario.empty()
         self.scenario = scenario
         self.clock = Clock(scenario.now)
@@ -34,8 +38,16 @@ class Emulator:
         for fault in scenario.faults:
             self.faults.add_fault(fault)
         self.api = TableApi(
-            self.store, self.clock, scenario.users, self.faults, base_url="", batch=scenario.batch
+            self.store,
+            self.clock,
+            scenario.users,
+            self.faults,
+            base_url="",
+            batch=scenario.batch,
+            auth=scenario.auth,
         )
+        self.tls = tls
+        self._ssl_context = tls.server_context() if tls is not None else None
         self._requested_port = port
         self._log = RequestLog()
         self._stopping = threading.Event()
@@ -50,9 +62,9 @@ class Emulator:
             raise RuntimeError("the emulator is already running")
         app = App(self.api, self.store, self.clock, self.faults, self._log, self._stopping)
         self._stopping.clear()
-        server = EmulatorHTTPServer(self._requested_port, app)
-        self.api.base_url = f"http://{LOOPBACK}:{server.port}"
+        server = EmulatorHTTPServer(self._requested_port, app, self._ssl_context)
         self._server = server
+        self.api.base_url = self.url
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.02},  # how long stop() may wait
@@ -102,14 +114,20 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        """`http://127.0.0.1:PORT`."""
-        return f"http://{LOOPBACK}:{self.port}"
+        """`http://127.0.0.1:PORT`, or `https://` with TLS."""
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{LOOPBACK}:{self.port}"
 
     @property
     def credentials(self) -> tuple[str, str]:
         """The first scenario user's name and password (`admin` / `admin` by default)."""
         name, access = next(iter(self.api.users.items()))
         return name, access.password
+
+    @property
+    def oauth(self) -> OAuthServer:
+        """The token issuer: lifetimes, `expire_access_tokens()`, `revoke_refresh_tokens()`."""
+        return self.api.oauth
 
     @property
     def latency(self) -> float:
@@ -147,13 +165,15 @@ class Emulator:
         return self.store.bulk_load(table, rows)
 
 
-def serve(scenario_path: str | None, port: int, *, latency: float = 0.0) -> None:
+def serve(
+    scenario_path: str | None, port: int, *, latency: float = 0.0, tls: TlsConfig | None = None
+) -> None:
     """Serve a scenario (or an empty instance) on 127.0.0.1:port until Ctrl-C.
 
     Prints one line to stderr with the URL and the user name to log in with.
     """
     scenario = Scenario.load(scenario_path) if scenario_path else Scenario.empty()
-    emulator = Emulator(scenario, port=port)
+    emulator = Emulator(scenario, port=port, tls=tls)
     emulator.latency = latency
     with emulator:
         user, _ = emulator.credentials

@@ -9,7 +9,8 @@ A scenario is a JSON document in the snapshot format::
                           "deny_write": [], "acl_empty": [], "acl_hide": {}}},
       "faults": [{"kind": "status", "status": 503, "times": 1}],
       "batch": {"enabled": true, "refuse_status": 400, "max_requests": null},
-      "references": {"table.field": "target_table"}
+      "references": {"table.field": "target_table"},
+      "auth": {...}                            # optional: OAuth, API keys, policies (auth.py)
     }
 
 Rows are given as the Table API returns them: string values (numbers and booleans are turned
@@ -23,6 +24,10 @@ Per-user ACLs: `deny_read` tables answer 403 to reads, `deny_write` tables 403 t
 `acl_empty` tables read as empty (no error), and `acl_hide` maps a table to an encoded query
 whose rows are removed from each page after the limit, as row-level ACLs do (short pages,
 same `X-Total-Count`).
+
+Per-user authentication (see auth.py): `auth` lists the methods the user may use (`basic`,
+`oauth`, `api-key`, `mtls`; all by default), and `certificate` is the common name of the
+TLS client certificate mapped to the user.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from snowcheck.emulator.auth import AuthConfig, AuthConfigError, methods_from
 from snowcheck.emulator.clock import format_time, parse_time
 from snowcheck.emulator.faults import Fault
 from snowcheck.emulator.store import to_text, valid_name
@@ -60,6 +66,10 @@ class UserAccess:
     acl_empty: frozenset[str] = frozenset()
     acl_hide: Mapping[str, str] = field(default_factory=dict)
     """Table -> encoded query of the rows a row-level ACL hides from this user."""
+    methods: frozenset[str] | None = None
+    """The authentication methods this user may use (None: every one)."""
+    certificate: str | None = None
+    """The common name of the TLS client certificate that logs in as this user."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,8 @@ def _user(name: str, spec: object) -> UserAccess:
     where = f"users.{name}"
     if not isinstance(spec, dict):
         raise ScenarioError(f"{where} must be an object with a 'password'")
-    unknown = set(spec) - {"password", "deny_read", "deny_write", "acl_empty", "acl_hide"}
+    known = {"password", "deny_read", "deny_write", "acl_empty", "acl_hide", "auth", "certificate"}
+    unknown = set(spec) - known
     if unknown:
         raise ScenarioError(f"{where}: unknown key(s) {sorted(unknown)}")
     password = spec.get("password")
@@ -129,12 +140,21 @@ def _user(name: str, spec: object) -> UserAccess:
     hide = spec.get("acl_hide", {})
     if not isinstance(hide, dict) or not all(isinstance(q, str) for q in hide.values()):
         raise ScenarioError(f"{where}.acl_hide must map table names to encoded queries")
+    certificate = spec.get("certificate")
+    if not isinstance(certificate, str | None):
+        raise ScenarioError(f"{where}.certificate must be a certificate's common name")
+    try:
+        methods = methods_from(spec["auth"], f"{where}.auth") if "auth" in spec else None
+    except AuthConfigError as error:
+        raise ScenarioError(str(error)) from error
     return UserAccess(
         password=password,
         deny_read=_strings(spec.get("deny_read", []), f"{where}.deny_read"),
         deny_write=_strings(spec.get("deny_write", []), f"{where}.deny_write"),
         acl_empty=_strings(spec.get("acl_empty", []), f"{where}.acl_empty"),
         acl_hide=dict(hide),
+        methods=methods,
+        certificate=certificate,
     )
 
 
@@ -189,6 +209,8 @@ class Scenario:
     batch: BatchConfig = BatchConfig()
     references: Mapping[tuple[str, str], str] = field(default_factory=dict)
     """Reference fields beyond the standard ones: (table, field) -> target table."""
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    """OAuth clients, API keys and per-table access policies (none by default)."""
 
     @classmethod
     def empty(cls) -> Scenario:
@@ -250,6 +272,11 @@ class Scenario:
         except ValueError as error:
             raise ScenarioError(f"faults: {error}") from error
 
+        try:
+            auth = AuthConfig.from_dict(data.get("auth", {}))
+        except AuthConfigError as error:
+            raise ScenarioError(str(error)) from error
+
         return cls(
             tables=tables,
             users=users,
@@ -257,4 +284,5 @@ class Scenario:
             faults=faults,
             batch=BatchConfig.from_dict(data.get("batch", {})),
             references=_references(data.get("references", {})),
+            auth=auth,
         )

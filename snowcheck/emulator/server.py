@@ -1,6 +1,8 @@
 """The emulator's HTTP side: a threaded server on 127.0.0.1, faults, the request log, control.
 
-`/api/...` requests go through latency and the fault queue, then to `TableApi`.
+`/api/...` and `/oauth_token.do` requests go through latency and the fault queue, then to
+`TableApi`. With an `ssl.SSLContext` the server speaks HTTPS (the handshake runs in the
+connection's own thread); a verified client certificate's common name reaches `TableApi`.
 `/__emulator/...` control endpoints (no auth; loopback clients only) steer a running
 emulator from another process:
 
@@ -15,6 +17,10 @@ emulator from another process:
   adds them (a known sys_id updates that row); relative times are resolved.
 - `GET /__emulator/batch`: the batch settings; `POST` replaces them with
   `{"enabled": bool, "refuse_status": 400|404, "max_requests": n|null}` (keys optional).
+- `GET /__emulator/oauth`: token lifetimes, tokens issued per grant, grants switched off and
+  how many tokens are valid (never a token value). `POST` with `{"access_lifetime": s,
+  "refresh_lifetime": s, "disabled_grants": ["password", ...], "expire_access_tokens": true,
+  "revoke_refresh_tokens": true}` (keys optional).
 - `GET /__emulator/clock`: `{"now", "frozen"}`; `POST` with `{"now": "YYYY-MM-DD HH:MM:SS"}`
   freezes it, `{"now": null}` follows the real clock again, `{"advance": seconds}` moves it.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -42,12 +49,14 @@ from snowcheck.emulator.api import (
     error_response,
     json_response,
 )
+from snowcheck.emulator.auth import TOKEN_PATH, common_name
 from snowcheck.emulator.clock import Clock, format_time, http_date, parse_time
 from snowcheck.emulator.faults import HIBERNATE_PAGE, Faults, error_body, status_headers
 from snowcheck.emulator.scenario import BatchConfig, resolve_relative
 from snowcheck.emulator.store import Store
 
 LOOPBACK = "127.0.0.1"
+_HANDSHAKE_SECONDS = 10.0
 
 # What an instance adds to every API answer; harmless, and clients see the real shape.
 _API_HEADERS = (
@@ -127,8 +136,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, app: App) -> None:
+    def __init__(self, port: int, app: App, ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
+        self.ssl_context = ssl_context
         super().__init__((LOOPBACK, port), _Handler)
 
     @property
@@ -137,8 +147,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         return int(self.server_address[1])
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hung up (killed, or timed out) is normal here: no traceback for it."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
+        """A client that hung up (killed, or timed out), or failed the TLS handshake (an
+        untrusted CA, no client certificate), is normal here: no traceback for it."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError | ssl.SSLError):
             return
         super().handle_error(request, client_address)
 
@@ -157,10 +168,24 @@ class _Handler(BaseHTTPRequestHandler):
         return cast(EmulatorHTTPServer, self.server).app
 
     def setup(self) -> None:
+        context = cast(EmulatorHTTPServer, self.server).ssl_context
+        if context is not None:
+            raw = self.request
+            raw.settimeout(_HANDSHAKE_SECONDS)
+            self.request = context.wrap_socket(raw, server_side=True)
+            self.request.settimeout(None)
         super().setup()
         # Headers and body go out in two writes; without this, Nagle's algorithm holds the
         # body until the client's delayed ACK (about 40 ms per response).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            # socketserver closes the raw socket it accepted, not the TLS one wrapping it.
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.close()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the request log records what matters."""
@@ -196,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
             parts = urlsplit(self.path)
             if parts.path.startswith("/__emulator/"):
                 self._send(self._control(parts.path, body))
-            elif parts.path.startswith("/api/"):
+            elif parts.path.startswith("/api/") or parts.path.rstrip("/") == TOKEN_PATH:
                 self._api(parts.path, parts.query, body)
             else:
                 self._send(error_response(400, NO_RESOURCE, None))
@@ -256,7 +281,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             if fault is not None and kind == "slow":
                 app.stopping.wait(fault.seconds)
-            request = ApiRequest(method, path, query, body, self.headers.get("Authorization"))
+            request = ApiRequest(
+                method,
+                path,
+                query,
+                body,
+                self.headers.get("Authorization"),
+                {name.lower(): value for name, value in self.headers.items()},
+                self._client_cert(),
+            )
             response = app.api.handle(request)
         truncate = kind == "truncate"
         # Logged before answering, so a client that reads the log next finds this request.
@@ -273,6 +306,12 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._record(entry, response)
         self._send(response, api=True, truncate=truncate)
+
+    def _client_cert(self) -> str | None:
+        """The common name of the client's verified certificate, if it sent one."""
+        if not isinstance(self.connection, ssl.SSLSocket):
+            return None
+        return common_name(self.connection.getpeercert())
 
     def _record(self, entry: LogEntry, response: ApiResponse | None = None) -> None:
         """Log a request, then the requests it carried inside a batch."""
@@ -316,6 +355,8 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", "/__emulator/batch"): self._post_batch,
             ("GET", "/__emulator/clock"): self._get_clock,
             ("POST", "/__emulator/clock"): self._post_clock,
+            ("GET", "/__emulator/oauth"): self._get_oauth,
+            ("POST", "/__emulator/oauth"): self._post_oauth,
         }
         handler = routes.get((method, path.rstrip("/")))
         try:
@@ -357,6 +398,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _post_batch(self, payload: Any) -> ApiResponse:
         self.app.api.batch = BatchConfig.from_dict(payload)
         return self._get_batch(None)
+
+    def _get_oauth(self, payload: Any) -> ApiResponse:
+        return json_response(200, self.app.api.oauth.state())
+
+    def _post_oauth(self, payload: Any) -> ApiResponse:
+        return json_response(200, self.app.api.oauth.control(payload))
 
     def _clock_state(self) -> ApiResponse:
         clock = self.app.clock
