@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from snowcheck import compare
 from snowcheck.errors import DataError
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -154,7 +155,7 @@ class User:
 
     sys_id: str
     user_name: str
-    """The User ID, compared exactly (case and spaces) with config values and event parm1."""
+    """The User ID: compared exactly with config values, as the database does with parm1."""
     active: bool
     sys_domain: str
     locked_out: bool
@@ -201,7 +202,7 @@ class MidServer:
     sys_id: str
     name: str
     status: str
-    """Up, Down (exact case), Paused, Upgrading, ..."""
+    """Up, Down, Paused, Upgrading, ... (compared as the database does: DOWN is Down)."""
     last_refreshed: datetime | None
 
     @classmethod
@@ -250,7 +251,7 @@ class Issue:
     """The column behind the UI label "Short description"; the issue's identity with source."""
     source: str
     state: str
-    """new, acknowledged or resolved (lowercase)."""
+    """new, acknowledged or resolved; empty is neither open nor resolved."""
     count: int
     last_detected: datetime | None
     mid_server: str
@@ -260,7 +261,8 @@ class Issue:
 
     @property
     def is_open(self) -> bool:
-        return self.state != "resolved"
+        """``state != resolved`` as the database compares: an empty state is neither."""
+        return compare.not_equal(self.state, "resolved")
 
     @classmethod
     def from_row(cls, row: Row) -> Issue:
