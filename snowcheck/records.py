@@ -107,7 +107,12 @@ class _Reader:
             return 0
         if not (isinstance(value, str) and value.isascii() and value.isdigit()):
             raise self.fail(field, f"should be a whole number, got {value!r}")
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            raise self.fail(
+                field, f"should be a count, got a number of {len(value)} digits"
+            ) from None
 
     def time(self, field: str, *, required: bool = True) -> datetime | None:
         value = self.text(field, required=required)

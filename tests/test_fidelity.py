@@ -1,8 +1,6 @@
 """The fidelity cases: on each case file's snapshot, the CLI plans exactly its expected changes.
 
-The case files come from ``shared/fidelity/`` beside the clone (``SNOWCHECK_FIDELITY_DIR``
-to point elsewhere) when it is there, else from the copies in ``tests/fidelity_cases/``,
-so the tests run from a clean clone alone. Each case runs as its README says:
+Each case runs as its README says:
 ``snowcheck check --snapshot FILE --format json --window W --messages M``.
 """
 
@@ -12,34 +10,21 @@ import json
 import os
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fidelity import CASE_NAMES, COPIES, SHARED, case, changes
 
 from snowcheck.cli import main
 from snowcheck.compare import fold
 
-ROOT = Path(__file__).resolve().parent.parent
-COPIES = Path(__file__).resolve().parent / "fidelity_cases"
-SHARED = Path(os.environ.get("SNOWCHECK_FIDELITY_DIR") or ROOT.parent / "shared" / "fidelity")
-CASES = SHARED if SHARED.is_dir() else COPIES
 
-CASE_NAMES = sorted(path.stem for path in COPIES.glob("*.json"))
-CHANGE_FIELDS = ("action", "sys_id", "message", "state", "count")
-
-
-def _case(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((CASES / f"{name}.json").read_text(encoding="utf-8"))
-    return document
-
-
-def _run(case: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+def _run(document: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Any:
     snapshot = tmp_path / "snapshot.json"
-    snapshot.write_text(json.dumps(case["snapshot"]), encoding="utf-8")
+    snapshot.write_text(json.dumps(document["snapshot"]), encoding="utf-8")
     argv = ["check", "--snapshot", str(snapshot), "--format", "json"]
-    argv += ["--window", case["window"], "--messages", case["messages"]]
+    argv += ["--window", document["window"], "--messages", document["messages"]]
     capsys.readouterr()
     code = main(argv)
     out, err = capsys.readouterr()
@@ -72,32 +57,24 @@ def test_the_copies_are_the_shared_cases() -> None:
 
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_case(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    case = _case(name)
-    document = _run(case, tmp_path, capsys)
-
-    planned = Counter(
-        tuple((field, change[field]) for field in CHANGE_FIELDS) for change in document["changes"]
-    )
-    expected = Counter(
-        tuple((field, change.get(field)) for field in CHANGE_FIELDS)
-        for change in case["expected_changes"]
-    )
-    assert planned == expected, case["about"]
+    document = case(name)
+    planned = _run(document, tmp_path, capsys)
+    assert changes(planned["changes"]) == changes(document["expected_changes"]), document["about"]
 
     # The domain written is the one of the finding behind the change (same issue identity).
-    domains = {fold(finding["message"]): finding["domain"] for finding in document["findings"]}
-    for change in case["expected_changes"]:
+    domains = {fold(finding["message"]): finding["domain"] for finding in planned["findings"]}
+    for change in document["expected_changes"]:
         if "sys_domain" in change:
             assert domains[fold(change["message"])] == change["sys_domain"], change["message"]
 
 
 def test_a_case_through_the_installed_command(tmp_path: Path) -> None:
     """The same check through ``python -m snowcheck``, as cron would run it."""
-    case = _case("case-config-vs-user")
+    document = case("case-config-vs-user")
     snapshot = tmp_path / "snapshot.json"
-    snapshot.write_text(json.dumps(case["snapshot"]), encoding="utf-8")
+    snapshot.write_text(json.dumps(document["snapshot"]), encoding="utf-8")
     argv = ["check", "--snapshot", str(snapshot), "--format", "json"]
-    argv += ["--window", case["window"], "--messages", case["messages"]]
+    argv += ["--window", document["window"], "--messages", document["messages"]]
     env = {name: value for name, value in os.environ.items() if not name.startswith("SNOWCHECK_")}
     done = subprocess.run(
         [sys.executable, "-m", "snowcheck", *argv],
@@ -108,5 +85,5 @@ def test_a_case_through_the_installed_command(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    messages = sorted(change["message"] for change in json.loads(done.stdout)["changes"])
-    assert messages == sorted(change["message"] for change in case["expected_changes"])
+    planned = json.loads(done.stdout)["changes"]
+    assert changes(planned) == changes(document["expected_changes"])
