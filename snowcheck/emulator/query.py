@@ -245,7 +245,21 @@ def _folded_predicate(expression: str, operator: str, value: str) -> tuple[str, 
         return f"({nonempty} AND {key} <> ?)", [fold(value)]
     if operator == "STARTSWITH":
         return f"({nonempty} AND {key} LIKE ? ESCAPE '\\')", [_like_escape(fold(value)) + "%"]
-    return _predicate(key, operator, ",".join(fold(item) for item in value.split(",")), expression)
+    if operator == "NOT IN":
+        return _predicate(key, operator, ",".join(map(fold, value.split(","))), expression)
+    # IN: an empty item matches the empty value (as `=` with no value does); any other item
+    # never does, even one of spaces, which folds to ''.
+    items = value.split(",")
+    keys = [fold(item) for item in items if item]
+    alternatives: list[str] = []
+    params: list[str] = []
+    if keys:
+        sql, params = _predicate(key, "IN", ",".join(keys))
+        alternatives.append(f"({nonempty} AND {sql})" if "" in keys else sql)
+    if "" in items:
+        alternatives.append(f"{expression} = ''")
+    where = " OR ".join(alternatives)
+    return (where if len(alternatives) == 1 else f"({where})"), params
 
 
 def _predicate(
