@@ -10,7 +10,7 @@ from typing import Any
 
 from snowcheck.errors import ConfigError, DataError
 from snowcheck.messages import choose
-from snowcheck.plan import Plan, build_plan
+from snowcheck.plan import Plan, build_plan, ours_and_open
 from snowcheck.records import (
     EXTRA_READS,
     OPTIONAL_TABLES,
@@ -42,11 +42,7 @@ def assess(
 ) -> Outcome:
     """Convert the snapshot's rows, run the rules and diff the findings against open issues."""
     inventory = Inventory.from_tables(snapshot.tables)
-    open_messages = [
-        issue.message
-        for issue in inventory.issues
-        if issue.source == source and issue.is_open and issue.mid_server == ""
-    ]
+    open_messages = [issue.message for issue in inventory.issues if ours_and_open(issue, source)]
     templates = choose(messages, open_messages)
     evaluation = evaluate(inventory, now=snapshot.now, window=window, templates=templates)
     plan = build_plan(evaluation.findings, inventory.issues, source=source, now=snapshot.now)

@@ -1,9 +1,9 @@
-"""The message templates of each release: issues are matched by exact text, so wording is data.
+"""The message templates of each release: issues are matched by their text, so wording is data.
 
 ``docs`` is the product documentation's wording (the default). ``kingston`` is
 what older instances write: two spaces between sentences, and small wording
 differences. ``auto`` picks the set that matches the open issues already on the
-instance.
+instance, comparing as the instance's database does (case and trailing spaces aside).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from snowcheck import compare
 from snowcheck.errors import ConfigError
 
 
@@ -29,10 +30,15 @@ class Template:
         return text.replace("{n}", str(n)).replace("{user}", user)
 
     def patterns(self) -> tuple[re.Pattern[str], ...]:
+        """Patterns matching the rendered forms once both sides are ``compare.fold``-ed."""
         forms = [self.one] if self.many is None else [self.one, self.many]
         compiled = []
         for form in forms:
-            pattern = re.escape(form).replace(r"\{user\}", "(?P<user>.+)").replace(r"\{n\}", r"\d+")
+            pattern = (
+                re.escape(compare.fold(form))
+                .replace(r"\{user\}", "(?P<user>.+)")
+                .replace(r"\{n\}", r"\d+")
+            )
             compiled.append(re.compile(pattern, re.DOTALL))
         return tuple(compiled)
 
@@ -52,7 +58,9 @@ class TemplateSet:
         return tuple(p for template in self.templates.values() for p in template.patterns())
 
     def matches(self, message: str) -> bool:
-        return any(pattern.fullmatch(message) for pattern in self._patterns)
+        """Whether ``message`` is one of these templates as the database compares text."""
+        folded = compare.fold(message)
+        return any(pattern.fullmatch(folded) for pattern in self._patterns)
 
 
 def _set(name: str, sep: str, is_: str, connected: str) -> TemplateSet:

@@ -2,6 +2,11 @@
 
 The plan is a value. It never prints and never writes; ``render`` shows it and
 ``instance`` applies it, in the plan's order (resolve, update, create).
+
+Which issues are ours and open, and which one a finding updates, are conditions of the
+job's queries: they are compared as the database compares (``compare``), so an issue
+whose message differs from a finding's only in case or trailing spaces is that
+finding's issue, and an issue with an empty state or message is never touched.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from snowcheck import compare
 from snowcheck.errors import UnsafePlan
 from snowcheck.records import Issue, format_time
 from snowcheck.rules import Finding
@@ -81,6 +87,16 @@ def _newest_first(issue: Issue) -> tuple[str, str]:
     return (format_time(updated) if updated else "", issue.sys_id)
 
 
+def ours_and_open(issue: Issue, source: str) -> bool:
+    """Whether the plan may touch ``issue``: our source, no MID Server, open, with a message."""
+    return (
+        compare.equal(issue.source, source)
+        and issue.mid_server == ""
+        and issue.is_open
+        and issue.message != ""
+    )
+
+
 def build_plan(
     findings: Iterable[Finding], issues: Iterable[Issue], *, source: str, now: datetime
 ) -> Plan:
@@ -88,8 +104,8 @@ def build_plan(
     detected = format_time(now)
     open_by_message: dict[str, list[Issue]] = {}
     for issue in issues:
-        if issue.source == source and issue.mid_server == "" and issue.is_open:
-            open_by_message.setdefault(issue.message, []).append(issue)
+        if ours_and_open(issue, source):
+            open_by_message.setdefault(compare.fold(issue.message), []).append(issue)
 
     warnings: list[str] = []
     kept: dict[str, Issue] = {}
@@ -99,17 +115,19 @@ def build_plan(
         if len(same) > 1:
             others = ", ".join(issue.sys_id for issue in same[1:])
             warnings.append(
-                f"{len(same)} open issues share the message {message!r}: updating "
+                f"{len(same)} open issues share the message {same[0].message!r}: updating "
                 f"{same[0].sys_id} (most recently updated), leaving {others} as they are"
             )
 
     changes: list[Change] = []
     found: set[str] = set()
     for finding in findings:
-        if finding.message in found:
+        # Findings equal under the database's comparison (mid.k, MID.K) are one issue,
+        # counted once: the first in the findings' order speaks for them.
+        if compare.fold(finding.message) in found:
             continue
-        found.add(finding.message)
-        match = kept.get(finding.message)
+        found.add(compare.fold(finding.message))
+        match = kept.get(compare.fold(finding.message))
         if match is None:
             changes.append(
                 Change(
@@ -135,7 +153,7 @@ def build_plan(
             changes.append(
                 Change(
                     action=Action.UPDATE,
-                    message=finding.message,
+                    message=match.message,  # an update keeps the stored text
                     sys_id=match.sys_id,
                     state_before=match.state,
                     count_before=match.count,
@@ -156,7 +174,7 @@ def build_plan(
             changes.append(
                 Change(
                     action=Action.RESOLVE,
-                    message=message,
+                    message=issue.message,
                     sys_id=issue.sys_id,
                     state_before=issue.state,
                     count_before=issue.count,

@@ -187,12 +187,11 @@ def read_events(
     budget: int,
     pool: Executor | None = None,
 ) -> Rows:
-    """Read 6: login events in ``(since, now]`` about ``user_names``, one query per chunk."""
-    window = and_(
-        in_("name", LOGIN_EVENTS),
-        f"sys_created_on>{format_time(since)}",
-        f"sys_created_on<={format_time(now)}",
-    )
+    """Read 6: login events after ``since`` about ``user_names``, one query per chunk.
+
+    No upper bound, as the job's own query: an event dated after ``now`` counts.
+    """
+    window = and_(in_("name", LOGIN_EVENTS), f"sys_created_on>{format_time(since)}")
     events: dict[str, dict[str, Any]] = {}
     unkeyed: Rows = []
     chunks = chunk_in("parm1", user_names, budget)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from snowcheck import compare
 from snowcheck.errors import DataError
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -132,8 +133,10 @@ class _Reader:
             raise self.fail(field, f"should be a whole number, got {value!r}")
         try:
             return int(value)
-        except ValueError:  # more digits than Python converts (4,300 by default)
-            raise self.fail(field, f"should be a whole number, got {len(value)} digits") from None
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            raise self.fail(
+                field, f"should be a count, got a number of {len(value)} digits"
+            ) from None
 
     def time(self, field: str, *, required: bool = True) -> datetime | None:
         value = self.text(field, required=required)
@@ -181,7 +184,7 @@ class User:
 
     sys_id: str
     user_name: str
-    """The User ID, compared exactly (case and spaces) with config values and event parm1."""
+    """The User ID: compared exactly with config values, as the database does with parm1."""
     active: bool
     sys_domain: str
     locked_out: bool
@@ -231,7 +234,7 @@ class MidServer:
     sys_id: str
     name: str
     status: str
-    """Up, Down (exact case), Paused, Upgrading, ..."""
+    """Up, Down, Paused, Upgrading, ... (compared as the database does: DOWN is Down)."""
     last_refreshed: datetime | None
     user_name: str | None = None
     """The user the MID Server logged in as; None when the row has no such field."""
@@ -290,7 +293,7 @@ class Issue:
     """The column behind the UI label "Short description"; the issue's identity with source."""
     source: str
     state: str
-    """new, acknowledged or resolved (lowercase)."""
+    """new, acknowledged or resolved; empty is neither open nor resolved."""
     count: int
     last_detected: datetime | None
     mid_server: str
@@ -300,7 +303,8 @@ class Issue:
 
     @property
     def is_open(self) -> bool:
-        return self.state != "resolved"
+        """``state != resolved`` as the database compares: an empty state is neither."""
+        return compare.not_equal(self.state, "resolved")
 
     @classmethod
     def from_row(cls, row: Row) -> Issue:

@@ -3,6 +3,11 @@
 Every condition is applied here (active, status Down, param_name, event
 names, the time bound), so the result is right whatever rows the pull
 returned: server-side filters only make the pull cheaper.
+
+Values are compared as the instance compares them (fidelity/README.md): what the
+job asks its database (role and param names, status, event names and parm1) through
+``compare``, what it decides in memory (a row's value against a user_name, grouping
+rows by value, the kind of the newest event) exactly.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
+from snowcheck import compare
 from snowcheck.errors import ConfigError
 from snowcheck.messages import DOCS, TemplateSet
 from snowcheck.records import Event, Inventory, MidConfig, User
@@ -119,7 +125,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class Window:
-    """The reporting period: events in (since, now] count."""
+    """The reporting period: events after since count, however far after now (the job's
+    query has no upper bound, so an event dated in the future is the newest)."""
 
     now: datetime
     length: timedelta
@@ -129,7 +136,7 @@ class Window:
         return self.now - self.length - SCHEDULING_MARGIN
 
     def holds(self, moment: datetime) -> bool:
-        return self.since < moment <= self.now
+        return self.since < moment
 
 
 _WINDOW = re.compile(r"\s*([0-9]+)\s*(ms|h|m|s)?\s*")
@@ -215,7 +222,8 @@ class _Index:
     """Lookups over one inventory: users by name, role names by user, association rows."""
 
     def __init__(self, inventory: Inventory) -> None:
-        role_names = {role.sys_id: role.name for role in inventory.roles}
+        # Role names are picked by a query (name=mid_server): kept as the database sees them.
+        role_names = {role.sys_id: compare.fold(role.name) for role in inventory.roles if role.name}
         self.roles_of: dict[str, set[str]] = {}
         for link in inventory.user_roles:
             name = role_names.get(link.role)
@@ -223,24 +231,35 @@ class _Index:
                 self.roles_of.setdefault(link.user, set()).add(name)
         self.users_by_name: dict[str, User] = {}
         for user in inventory.users:
+            if not user.user_name:
+                continue  # an empty user_name names nobody
             # Two records with one user_name: prefer the active one, as a login would.
             known = self.users_by_name.get(user.user_name)
             if known is None or (user.active and not known.active):
                 self.users_by_name[user.user_name] = user
+        self.holders_by_name: dict[str, User] = {}
+        """Active mid_server holders by their exact user_name (lowest sys_id on a clash)."""
+        for user in sorted(inventory.users, key=lambda user: user.sys_id):
+            if user.user_name and user.active and self.holds(user, (MID_ROLE,)):
+                self.holders_by_name.setdefault(user.user_name, user)
+        # An empty value names nobody.
         self.associations: list[MidConfig] = [
-            row for row in inventory.configs if row.param_name == USERNAME_PARAM and row.value
+            row
+            for row in inventory.configs
+            if compare.equal(row.param_name, USERNAME_PARAM) and row.value
         ]
 
     def holds(self, user: User | None, roles: Iterable[str]) -> bool:
-        return user is not None and not self.roles_of.get(user.sys_id, set()).isdisjoint(roles)
+        wanted = {compare.fold(role) for role in roles}
+        return user is not None and not self.roles_of.get(user.sys_id, set()).isdisjoint(wanted)
 
 
 def _sets(inventory: Inventory, index: _Index) -> Sets:
-    role_users = frozenset(
-        user.user_name for user in inventory.users if user.active and index.holds(user, (MID_ROLE,))
-    )
+    role_users = frozenset(index.holders_by_name)
     configured = frozenset(row.value for row in index.associations)
-    down_mids = {mid.sys_id: mid.name for mid in inventory.mid_servers if mid.status == DOWN}
+    down_mids = {
+        mid.sys_id: mid.name for mid in inventory.mid_servers if compare.equal(mid.status, DOWN)
+    }
     counts: dict[str, int] = {}
     names: dict[str, list[str]] = {}
     for row in index.associations:
@@ -266,32 +285,51 @@ def event_candidates(inventory: Inventory) -> set[str]:
     return set(_sets(inventory, _Index(inventory)).candidates)
 
 
+def _tie_rank(event: Event) -> int:
+    """In one second the failure wins; a name that is no kind (``Login``) ranks lowest."""
+    return _TIE_ORDER.get(event.name, -1)
+
+
+def kind(event: Event | None) -> str | None:
+    """The kind of a last attempt, read exactly: ``Login`` or ``login.failed `` is none."""
+    if event is None or event.name not in _TIE_ORDER:
+        return None
+    return event.name
+
+
 def _last_attempts(
     events: Iterable[Event], users: frozenset[str], window: Window
 ) -> dict[str, Event | None]:
+    """Each user's newest login event: name and parm1 compared as the database does.
+
+    One event can be the last attempt of several users (``mid.svc`` and ``MID.Svc``).
+    """
     last: dict[str, Event | None] = dict.fromkeys(users)
+    spellings: dict[str, list[str]] = {}
+    for user in users:
+        spellings.setdefault(compare.fold(user), []).append(user)
     for event in events:
-        if event.name not in _TIE_ORDER or event.parm1 not in last:
+        if not compare.one_of(event.name, LOGIN_EVENTS) or not event.parm1:
             continue
         if not window.holds(event.created_on):
             continue
-        known = last[event.parm1]
-        if known is None or (event.created_on, _TIE_ORDER[event.name]) > (
-            known.created_on,
-            _TIE_ORDER[known.name],
-        ):
-            last[event.parm1] = event
+        for user in spellings.get(compare.fold(event.parm1), ()):
+            known = last[user]
+            if known is None or (event.created_on, _tie_rank(event)) > (
+                known.created_on,
+                _tie_rank(known),
+            ):
+                last[user] = event
     return last
 
 
-def _domain(user_name: str, user: User | None, index: _Index, sets: Sets) -> str:
-    if user is not None:
-        return user.sys_domain
-    for row in index.associations:
+def _domain(user_name: str, index: _Index, sets: Sets) -> str:
+    """The holder's domain for an active mid_server holder (by exact name), else the row's."""
+    holder = index.holders_by_name.get(user_name)
+    if holder is not None:
+        return holder.sys_domain
+    for row in sorted(index.associations, key=lambda row: row.sys_id):
         if row.value == user_name and row.ecc_agent in sets.down_mids:
-            return row.sys_domain
-    for row in index.associations:
-        if row.value == user_name:
             return row.sys_domain
     return "global"
 
@@ -300,7 +338,7 @@ def _notes(
     user_name: str, user: User | None, last: Event | None, down: bool, index: _Index
 ) -> tuple[str, ...]:
     notes: list[str] = []
-    if last is not None and last.name == AUTHZ_FAILED and last.parm2.strip():
+    if last is not None and kind(last) == AUTHZ_FAILED and last.parm2.strip():
         missing = ", ".join(role.strip() for role in last.parm2.split(",") if role.strip())
         notes.append(f"Missing roles: {missing}")
     if down:
@@ -352,7 +390,7 @@ def evaluate(
             else None
         )
         last = last_attempts.get(user_name)
-        rule = _RULE_BY_CASE.get((who, last.name if last else None)) if who else None
+        rule = _RULE_BY_CASE.get((who, kind(last))) if who else None
         conditions = (
             Condition("in sys_user", "yes" if user else "no"),
             Condition("active", "n/a" if user is None else str(user.active).lower()),
@@ -374,7 +412,7 @@ def evaluate(
                 rule=rule.id,
                 user=user_name,
                 message=templates.render(rule.id, user_name, n),
-                domain=_domain(user_name, user, index, sets),
+                domain=_domain(user_name, index, sets),
                 down_mid_servers=sets.down_mid_names.get(user_name, ()),
                 notes=_notes(user_name, user, last, who is Who.DOWN, index),
             )

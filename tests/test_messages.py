@@ -147,7 +147,10 @@ def test_plural_template_switches_on_n() -> None:
             True,
             id="regex-characters-in-name",
         ),
-        pytest.param(DOCS, DOCS_NO_LOGIN + " ", False, id="trailing-space"),
+        # Compared as the instance's database compares an issue's message.
+        pytest.param(DOCS, DOCS_NO_LOGIN + " ", True, id="trailing-space"),
+        pytest.param(DOCS, DOCS_NO_LOGIN.upper(), True, id="other-case"),
+        pytest.param(DOCS, " " + DOCS_NO_LOGIN, False, id="leading-space"),
         pytest.param(
             DOCS,
             "User mid.east is associated with many down MID Servers. "

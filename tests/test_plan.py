@@ -188,13 +188,17 @@ def test_resolve_sends_only_the_state(state: str) -> None:
     "row",
     [
         pytest.param(issue_row(GHOST, source="ECCQueueMonitor"), id="other-source"),
-        pytest.param(issue_row(GHOST, source="miduserconnectivity"), id="source-other-case"),
+        pytest.param(issue_row(GHOST, source=""), id="source-empty"),
         pytest.param(issue_row(GHOST, mid_server="m1"), id="with-mid_server"),
         pytest.param(
             issue_row(GHOST, mid_server=reference("ecc_agent", "m1", link=True)),
             id="with-mid_server-link",
         ),
         pytest.param(issue_row(GHOST, state="resolved"), id="resolved"),
+        pytest.param(issue_row(GHOST, state="RESOLVED"), id="resolved-other-case"),
+        pytest.param(issue_row(GHOST, state="resolved "), id="resolved-trailing-space"),
+        pytest.param(issue_row(GHOST, state=""), id="empty-state"),
+        pytest.param(issue_row("", state="new"), id="empty-message"),
     ],
 )
 def test_issues_left_alone(row: dict[str, Any]) -> None:
@@ -423,3 +427,83 @@ def test_settling_concurrent_creates_keeps_the_earliest_created_whatever_was_upd
     # A tie on the second goes to the smaller sys_id, so every run keeps the same copy.
     tie = [("2026-11-25 10:00:00", "zzzz"), ("2026-11-25 10:00:00", "aaaa")]
     assert concurrent_create_survivor(tie) == concurrent_create_survivor(reversed(tie)) == "aaaa"
+# ---------------------------------------------------------------------------
+# Issues are matched as the instance's database compares (fidelity/README.md).
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        pytest.param(EAST.replace("mid.east", "MID.East"), id="name-other-case"),
+        pytest.param(EAST.upper(), id="all-upper-case"),
+        pytest.param(EAST + " ", id="trailing-space"),
+        pytest.param(EAST + "   ", id="trailing-spaces"),
+    ],
+)
+def test_an_issue_differing_in_case_or_trailing_spaces_is_updated_and_kept_as_stored(
+    stored: str,
+) -> None:
+    plan = plan_of([finding(EAST)], issue_row(stored, state="acknowledged", count="5", record="i"))
+    assert summary(plan) == [("update", "i", stored)]
+    assert (plan.changes[0].state, plan.changes[0].count) == ("acknowledged", 6)
+    assert "message" not in plan.changes[0].payload
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        pytest.param(" " + EAST, id="leading-space"),
+        pytest.param(EAST + "\t", id="trailing-tab"),
+        pytest.param(EAST + "\n", id="trailing-newline"),
+        pytest.param(EAST.replace("mid.east", "mid.éast"), id="accent"),
+    ],
+)
+def test_other_differences_make_another_issue(stored: str) -> None:
+    plan = plan_of([finding(EAST)], issue_row(stored, record="i"))
+    assert summary(plan) == [("resolve", "i", stored), ("create", None, EAST)]
+
+
+@pytest.mark.parametrize(
+    "source", ["miduserconnectivity", "MIDUSERCONNECTIVITY", "MIDUserConnectivity "]
+)
+def test_source_is_compared_as_the_database_does(source: str) -> None:
+    assert summary(plan_of([], issue_row(GHOST, source=source, record="g"))) == [
+        ("resolve", "g", GHOST)
+    ]
+    assert summary(plan_of([finding(GHOST)], issue_row(GHOST, source=source, record="g"))) == [
+        ("update", "g", GHOST)
+    ]
+
+
+@pytest.mark.parametrize("state", ["New", "ACKNOWLEDGED", "new ", "pending"])
+def test_any_non_empty_state_but_resolved_is_open(state: str) -> None:
+    plan = plan_of([finding(EAST)], issue_row(EAST, state=state, count="2", record="i"))
+    assert [(c.action, c.state, c.count) for c in plan.changes] == [(Action.UPDATE, state, 3)]
+
+
+def test_an_issue_with_an_empty_state_is_never_touched_and_the_finding_gets_a_new_one() -> None:
+    plan = plan_of([finding(EAST)], issue_row(EAST, state="", record="e"))
+    assert summary(plan) == [("create", None, EAST)]
+    assert plan.open_issues == 0
+
+
+def test_findings_equal_under_the_database_comparison_are_one_issue_counted_once() -> None:
+    upper = EAST.replace("mid.east", "MID.EAST")
+    findings = [finding(upper, domain="acme", user="MID.EAST"), finding(EAST, user="mid.east")]
+    created = plan_of(findings)
+    assert summary(created) == [("create", None, upper)]
+    assert created.changes[0].payload["sys_domain"] == "acme"  # the first finding's
+    updated = plan_of(findings, issue_row(EAST, count="3", record="i"))
+    assert summary(updated) == [("update", "i", EAST)]
+    assert updated.changes[0].count == 4
+
+
+def test_duplicates_differing_in_spelling_are_one_identity() -> None:
+    plan = plan_of(
+        [finding(EAST)],
+        issue_row(EAST.upper(), record="older", updated_on="2026-11-25 08:00:00"),
+        issue_row(EAST + " ", record="newest", updated_on="2026-11-25 10:00:00"),
+    )
+    assert summary(plan) == [("update", "newest", EAST + " ")]
+    assert len(plan.warnings) == 1

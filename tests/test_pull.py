@@ -188,7 +188,8 @@ def test_pull_reads_seven_tables_in_seven_requests(
         ("sys_user", "user_nameINcfg^^user^ORDERBYsys_id"),
         (
             "sysevent",
-            f"{LOGINS}^sys_created_on>2024-05-01 07:58:20^sys_created_on<=2024-05-01 11:59:20"
+            # No upper bound, as the job's query: an event dated after now counts.
+            f"{LOGINS}^sys_created_on>2024-05-01 07:58:20"
             "^parm1INcfg^^user,mid.one^ORparm1=a,b^ORDERBYsys_id",
         ),
     ]

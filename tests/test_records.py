@@ -243,7 +243,19 @@ def test_tables_left_out_are_empty() -> None:
 
 @pytest.mark.parametrize(
     ("state", "is_open"),
-    [("new", True), ("acknowledged", True), ("resolved", False), ("Resolved", True)],
+    [
+        ("new", True),
+        ("acknowledged", True),
+        ("resolved", False),
+        # As the database compares `state != resolved`: case and trailing spaces aside,
+        # and an empty state is neither open nor resolved.
+        ("Resolved", False),
+        ("RESOLVED", False),
+        ("resolved ", False),
+        (" resolved", True),
+        ("New", True),
+        ("", False),
+    ],
 )
 def test_issue_is_open(state: str, is_open: bool) -> None:
     row = {"sys_id": "i1", "message": "m", "source": "s", "state": state, "count": "1"}

@@ -535,25 +535,40 @@ RULE_CASES = [
         down_with(events=[(LOGIN, "2026-11-25 07:59:00")]),
         ["no_login_down"],
     ),
+    # The event window has no upper bound, and parm1 is compared as the database does.
     case(
         "no_login_down",
-        "fires",
-        "event-after-now",
+        "silent",
+        "login-after-now",
         down_with(events=[(LOGIN, "2026-11-25 12:00:01")]),
-        ["no_login_down"],
+        [],
     ),
     case(
         "no_login_down",
-        "fires",
+        "silent",
         "parm1-other-case",
         down_with().event(LOGIN, "Mid.East"),
+        [],
+    ),
+    case(
+        "no_login_down",
+        "silent",
+        "parm1-with-trailing-space",
+        down_with().event(LOGIN, "mid.east "),
+        [],
+    ),
+    case(
+        "no_login_down",
+        "fires",
+        "parm1-with-leading-space",
+        down_with().event(LOGIN, " mid.east"),
         ["no_login_down"],
     ),
     case(
         "no_login_down",
         "fires",
-        "parm1-with-trailing-space",
-        down_with().event(LOGIN, "mid.east "),
+        "newest-event-name-other-case",
+        down_with(events=[(FAILED, "2026-11-25 11:00:00"), ("Login", INSIDE)]),
         ["no_login_down"],
     ),
     case(
@@ -689,8 +704,14 @@ EARLY, LATE = "2026-11-25 11:00:00", "2026-11-25 11:30:00"
         pytest.param(
             [(LOGIN, "2026-11-25 12:00:01"), (FAILED, INSIDE)],
             1,
+            None,
+            id="down-future-login-counts",
+        ),
+        pytest.param(
+            [(LOGIN, INSIDE), (FAILED, "2026-11-26 12:00:00")],
+            1,
             "auth_failed_down",
-            id="down-future-login-ignored",
+            id="down-failure-a-day-ahead-counts",
         ),
         pytest.param(
             [(FAILED, EARLY), (LOGIN, LATE)],
@@ -763,13 +784,15 @@ def test_since_is_now_minus_window_minus_one_minute(window: timedelta, since: da
         pytest.param(timedelta(hours=4), "2026-11-25 08:00:00", True, id="4h-in-the-margin"),
         pytest.param(timedelta(hours=4), "2026-11-25 11:59:59", True, id="4h-now-minus-1s"),
         pytest.param(timedelta(hours=4), "2026-11-25 12:00:00", True, id="4h-exactly-now"),
-        pytest.param(timedelta(hours=4), "2026-11-25 12:00:01", False, id="4h-now-plus-1s"),
+        # No upper bound: the job's query has none.
+        pytest.param(timedelta(hours=4), "2026-11-25 12:00:01", True, id="4h-now-plus-1s"),
+        pytest.param(timedelta(hours=4), "2026-12-25 12:00:00", True, id="4h-a-month-after-now"),
         pytest.param(timedelta(minutes=5), "2026-11-25 11:30:00", False, id="5m-long-before"),
         pytest.param(timedelta(minutes=5), "2026-11-25 11:54:00", False, id="5m-exactly-since"),
         pytest.param(timedelta(minutes=5), "2026-11-25 11:54:01", True, id="5m-since-plus-1s"),
         pytest.param(timedelta(minutes=5), "2026-11-25 11:55:00", True, id="5m-in-the-margin"),
         pytest.param(timedelta(minutes=5), "2026-11-25 12:00:00", True, id="5m-exactly-now"),
-        pytest.param(timedelta(minutes=5), "2026-11-25 12:00:01", False, id="5m-now-plus-1s"),
+        pytest.param(timedelta(minutes=5), "2026-11-25 12:00:01", True, id="5m-now-plus-1s"),
     ],
 )
 def test_window_bounds(window: timedelta, created_on: str, inside: bool) -> None:
@@ -838,16 +861,19 @@ def test_a_window_parse_window_accepts_can_be_evaluated() -> None:
     ("status", "expected"),
     [
         pytest.param("Down", ["auth_failed_down"], id="Down"),
-        pytest.param("down", [], id="down-lowercase"),
-        pytest.param("DOWN", [], id="DOWN-uppercase"),
-        pytest.param("Down ", [], id="Down-trailing-space"),
+        # status = Down is decided by the database: case and trailing spaces aside.
+        pytest.param("down", ["auth_failed_down"], id="down-lowercase"),
+        pytest.param("DOWN", ["auth_failed_down"], id="DOWN-uppercase"),
+        pytest.param("Down ", ["auth_failed_down"], id="Down-trailing-space"),
+        pytest.param(" Down", [], id="Down-leading-space"),
+        pytest.param("Down\t", [], id="Down-trailing-tab"),
         pytest.param("Up", [], id="Up"),
         pytest.param("Paused", [], id="Paused"),
         pytest.param("Upgrading", [], id="Upgrading"),
         pytest.param("", [], id="empty"),
     ],
 )
-def test_only_status_Down_is_down(status: str, expected: list[str]) -> None:
+def test_status_Down_is_down_as_the_database_compares(status: str, expected: list[str]) -> None:
     instance = one_user(USER, events=[(FAILED, INSIDE)]).mid("m1", status).associate(USER, "m1")
     assert rules_of(instance.evaluate(), USER) == expected
 
@@ -857,8 +883,10 @@ def test_only_status_Down_is_down(status: str, expected: list[str]) -> None:
     [
         pytest.param("mid.instance.username", ["auth_failed_down"], id="mid.instance.username"),
         pytest.param("mid.instance.password", ["auth_failed_unassociated"], id="password"),
-        pytest.param("Mid.Instance.Username", ["auth_failed_unassociated"], id="other-case"),
-        pytest.param("mid.instance.username ", ["auth_failed_unassociated"], id="trailing-space"),
+        # param_name is compared by the database: case and trailing spaces aside.
+        pytest.param("Mid.Instance.Username", ["auth_failed_down"], id="other-case"),
+        pytest.param("mid.instance.username ", ["auth_failed_down"], id="trailing-space"),
+        pytest.param(" mid.instance.username", ["auth_failed_unassociated"], id="leading-space"),
         pytest.param("url", ["auth_failed_unassociated"], id="url"),
     ],
 )
@@ -872,29 +900,49 @@ def test_only_mid_instance_username_rows_associate(param_name: str, expected: li
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["Login.Failed", "login.failure", "login.failed ", "session.established", "logout", ""],
+    "name", ["login.failure", " login.failed", "session.established", "logout", ""]
 )
 def test_other_event_names_are_ignored(name: str) -> None:
-    evaluation = one_user(USER, down=1, events=[(name, INSIDE)]).evaluate()
+    evaluation = one_user(USER, down=1, events=[(FAILED, EARLY), (name, LATE)]).evaluate()
+    assert rules_of(evaluation, USER) == ["auth_failed_down"]
+    assert evaluation.last_attempts[USER] is not None
+    assert evaluation.last_attempts[USER].name == FAILED
+
+
+@pytest.mark.parametrize("name", ["Login.Failed", "login.failed ", "LOGIN", "Login "])
+def test_a_login_event_spelled_otherwise_is_the_newest_but_no_attempt(name: str) -> None:
+    """The name filter is the database's; the kind is read exactly (fidelity README §2)."""
+    evaluation = one_user(USER, down=1, events=[(FAILED, EARLY), (name, LATE)]).evaluate()
     assert rules_of(evaluation, USER) == ["no_login_down"]
-    assert evaluation.last_attempts[USER] is None
+    last = evaluation.last_attempts[USER]
+    assert last is not None
+    assert last.name == name
 
 
-def test_user_names_are_compared_exactly() -> None:
+def test_a_spelling_otherwise_loses_a_tie_with_any_kind() -> None:
+    evaluation = one_user(USER, down=1, events=[("LOGIN", LATE), (LOGIN, LATE)]).evaluate()
+    assert rules_of(evaluation, USER) == []  # a down user who logged in
+
+
+def test_a_row_value_names_a_holder_exactly_but_events_are_matched_as_the_database_does() -> None:
     instance = (
         FakeInstance()
         .user("Mid.East")
         .mids("mid.east", down=1)
-        .event(FAILED, "mid.east")
-        .event(LOGIN, "Mid.East")
-        .event(AUTHZ, " mid.east")
+        .event(LOGIN, "Mid.East", EARLY)
+        .event(FAILED, "MID.EAST ", LATE)
+        .event(AUTHZ, " mid.east", "2026-11-25 11:50:00")
     )
     evaluation = instance.evaluate()
     # mid.east is a down user with no sys_user row; Mid.East a role user of no MID Server.
+    # Both have the failure naming MID.EAST as their last attempt; a leading space counts.
     assert rules_of(evaluation, "mid.east") == ["auth_failed_down"]
-    assert rules_of(evaluation, "Mid.East") == ["connected_unassociated"]
+    assert rules_of(evaluation, "Mid.East") == ["auth_failed_unassociated"]
     assert rules_of(evaluation, " mid.east") == []
+    assert finding_of(evaluation, "Mid.East").message == (
+        "Login authentication failure for User Mid.East with mid_server role not associated "
+        "with a MID Server."
+    )
     assert finding_of(evaluation, "mid.east").notes == (
         "No sys_user record has this User ID.",
         "Connectivity of MID Server user mid.east cannot be detected by the instance.",
@@ -904,8 +952,9 @@ def test_user_names_are_compared_exactly() -> None:
 def test_config_value_is_compared_exactly() -> None:
     instance = one_user(USER, events=[(FAILED, INSIDE)]).mids("MID.EAST", down=1)
     evaluation = instance.evaluate()
+    # Two users under the exact comparison; one event for both under the database's.
     assert rules_of(evaluation, USER) == ["auth_failed_unassociated"]
-    assert rules_of(evaluation, "MID.EAST") == ["no_login_down"]
+    assert rules_of(evaluation, "MID.EAST") == ["auth_failed_down"]
 
 
 # ---------------------------------------------------------------------------
@@ -1060,6 +1109,31 @@ def test_domain_is_the_users_sys_domain() -> None:
     assert finding_of(instance.evaluate(), USER).domain == "acme"
 
 
+@pytest.mark.parametrize(
+    "instance",
+    [
+        pytest.param(FakeInstance().user(USER, domain="acme", active=False), id="inactive"),
+        pytest.param(FakeInstance().user(USER, domain="acme", roles=("soap",)), id="no-mid_server"),
+        pytest.param(FakeInstance().user("MID.East", domain="acme"), id="spelled-otherwise"),
+    ],
+)
+def test_a_down_user_outside_the_active_holders_gets_the_rows_domain(
+    instance: FakeInstance,
+) -> None:
+    instance.mids(USER, down=1, domain="emea")
+    assert finding_of(instance.evaluate(), USER).domain == "emea"
+
+
+def test_rows_in_several_domains_give_the_lowest_sys_ids() -> None:
+    instance = FakeInstance().mid("m1").mid("m2").mid("m3", "Up")
+    instance.associate(USER, "m3", domain="up")  # not on a down MID Server
+    instance.associate(USER, "m1", domain="first")
+    instance.associate(USER, "m2", domain="second")
+    rows = instance.tables["ecc_agent_config"]
+    rows[0]["sys_id"], rows[1]["sys_id"], rows[2]["sys_id"] = "0", "2", "1"
+    assert finding_of(instance.evaluate(), USER).domain == "second"
+
+
 def test_domain_from_a_link_reference() -> None:
     instance = FakeInstance().user(USER, domain="d0main", link=True).mids(USER, down=1)
     assert finding_of(instance.evaluate(), USER).domain == "d0main"
@@ -1167,3 +1241,54 @@ def test_findings_sorted_by_rule_order_then_user() -> None:
 )
 def test_saw_mid_users(instance: FakeInstance, saw: bool) -> None:
     assert instance.evaluate().saw_mid_users is saw
+
+
+# ---------------------------------------------------------------------------
+# Empty names name nobody; names are grouped exactly (fidelity README §3, §5).
+# ---------------------------------------------------------------------------
+
+
+def test_an_empty_user_name_names_nobody() -> None:
+    instance = FakeInstance().user("").user("svc.named").event(FAILED, "")
+    evaluation = instance.evaluate()
+    assert [finding.user for finding in evaluation.findings] == ["svc.named"]
+    assert "" not in evaluation.sets.role_users
+
+
+def test_an_empty_value_names_nobody_and_counts_for_nobody() -> None:
+    instance = FakeInstance().mid("m1").associate("", "m1").associate(USER, "m1")
+    evaluation = instance.evaluate()
+    assert [(finding.user, finding.rule) for finding in evaluation.findings] == [
+        (USER, "no_login_down")
+    ]
+    assert dict(evaluation.sets.down_counts) == {USER: 1}
+    assert evaluation.sets.configured_users == {USER}
+
+
+def test_values_spelled_otherwise_are_two_down_users_with_their_own_n() -> None:
+    instance = FakeInstance().mid("m1").mid("m2").mid("m3")
+    instance.associate("mid.k", "m1").associate("MID.K", "m2").associate("MID.K", "m3")
+    instance.associate("mid.j", "m1").associate("mid.j ", "m2")
+    counts = instance.evaluate().sets.down_counts
+    assert dict(counts) == {"mid.k": 1, "MID.K": 2, "mid.j": 1, "mid.j ": 1}
+
+
+@pytest.mark.parametrize("role", ["MID_Server", "mid_server ", "MID_SERVER"])
+def test_the_mid_server_role_is_found_as_the_database_does(role: str) -> None:
+    instance = FakeInstance(roles=(role, "soap", "soap_script"))
+    instance.tables["sys_user"].append(
+        {"sys_id": "u1", "user_name": USER, "active": "true", "sys_domain": "global"}
+    )
+    instance.grant("u1", role)
+    assert rules_of(instance.evaluate(), USER) == ["no_login_unassociated"]
+
+
+def test_one_event_is_the_last_attempt_of_every_spelling_of_its_user() -> None:
+    instance = FakeInstance().user("MID.Svc").mids("mid.svc", down=1).event(FAILED, "mid.svc")
+    instance.mids("mid.svc ", down=1)
+    evaluation = instance.evaluate()
+    assert [(finding.rule, finding.user) for finding in evaluation.findings] == [
+        ("auth_failed_down", "mid.svc"),
+        ("auth_failed_down", "mid.svc "),
+        ("auth_failed_unassociated", "MID.Svc"),
+    ]

@@ -13,8 +13,12 @@ Grammar, as the Table API reads `sysparm_query`:
 Semantics chosen to match a real instance for what snowcheck relies on:
 
 - Values are compared as strings (dates `YYYY-MM-DD HH:MM:SS` order as strings).
-- `=` and `IN` are exact, case-sensitive; `STARTSWITH`, `ENDSWITH`, `LIKE` (contains) and
-  `NOT LIKE` ignore ASCII case. `IN` splits on `,` with no escape and no trimming.
+- `=`, `!=`, `IN`, `NOT IN` and `STARTSWITH` compare as the instance's database does
+  (`snowcheck.compare`): ignoring letter case and trailing spaces, so `status=Down` also
+  finds `DOWN` and `Down `. sys_ids, dates and reference fields hold no letter whose case
+  could differ: they are compared as stored, which keeps their plain indexes usable.
+  `ENDSWITH`, `LIKE` (contains) and `NOT LIKE` ignore ASCII case. `IN` splits on `,` with
+  no escape and no trimming.
 - Empty values behave like the database's NULL: only `ISEMPTY`, `=` with an empty value and
   `IN` with an empty item match them; `!=`, `NOT IN`, `NOT LIKE`, `<`, `<=`, ... never do.
 - A condition naming a field the table does not have (or that cannot be parsed) is dropped,
@@ -26,9 +30,12 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from snowcheck.compare import fold
 
 OPERATORS = (
     "NOT IN",
@@ -58,6 +65,24 @@ _ORDER = re.compile(r"ORDERBY(?P<desc>DESC)?(?P<field>[a-z0-9_]+(?:\.[a-z0-9_]+)
 
 # Beyond this many items an IN list is passed as one JSON parameter (SQLite caps parameters).
 _MAX_INLINE_ITEMS = 500
+
+FOLD = "snow_fold"
+"""The SQL function computing `snowcheck.compare.fold`; `register_fold` adds it to a connection."""
+
+EXACT_FIELDS = frozenset({"sys_id", "sys_created_on", "sys_updated_on"})
+"""Fields compared as stored: sys_ids and dates (so are reference fields, which hold sys_ids)."""
+
+_FOLDED_OPERATORS = frozenset({"=", "!=", "IN", "NOT IN", "STARTSWITH"})
+
+
+def register_fold(connection: sqlite3.Connection) -> None:
+    """Make `snow_fold(x)` available on `connection` (deterministic: indexes may use it)."""
+    connection.create_function(FOLD, 1, fold, deterministic=True)
+
+
+def folded(expression: str) -> str:
+    """SQL for the value of `expression` as the database compares it."""
+    return f"{FOLD}({expression})"
 
 
 @dataclass(frozen=True)
@@ -206,9 +231,46 @@ def _matches_empty(condition: Condition) -> bool:
     return False
 
 
-def _predicate(expression: str, operator: str, value: str) -> tuple[str, list[str]]:
-    """SQL for `<expression> <operator> <value>` under the semantics in the module docstring."""
+def _folded_predicate(expression: str, operator: str, value: str) -> tuple[str, list[str]]:
+    """SQL for `=`, `!=`, `IN`, `NOT IN`, `STARTSWITH` ignoring case and trailing spaces."""
     nonempty = f"{expression} <> ''"
+    key = folded(expression)
+    if operator == "=":
+        if value == "":
+            return f"{expression} = ''", []
+        # A value of spaces folds to '': still never true of an empty field.
+        sql = f"{key} = ?" if fold(value) else f"({nonempty} AND {key} = ?)"
+        return sql, [fold(value)]
+    if operator == "!=":
+        return f"({nonempty} AND {key} <> ?)", [fold(value)]
+    if operator == "STARTSWITH":
+        return f"({nonempty} AND {key} LIKE ? ESCAPE '\\')", [_like_escape(fold(value)) + "%"]
+    if operator == "NOT IN":
+        return _predicate(key, operator, ",".join(map(fold, value.split(","))), expression)
+    # IN: an empty item matches the empty value (as `=` with no value does); any other item
+    # never does, even one of spaces, which folds to ''.
+    items = value.split(",")
+    keys = [fold(item) for item in items if item]
+    alternatives: list[str] = []
+    params: list[str] = []
+    if keys:
+        sql, params = _predicate(key, "IN", ",".join(keys))
+        alternatives.append(f"({nonempty} AND {sql})" if "" in keys else sql)
+    if "" in items:
+        alternatives.append(f"{expression} = ''")
+    where = " OR ".join(alternatives)
+    return (where if len(alternatives) == 1 else f"({where})"), params
+
+
+def _predicate(
+    expression: str, operator: str, value: str, stored: str | None = None
+) -> tuple[str, list[str]]:
+    """SQL for `<expression> <operator> <value>` under the semantics in the module docstring.
+
+    `stored` is the value as stored when `expression` is its folded form: emptiness is
+    decided on it.
+    """
+    nonempty = f"{stored or expression} <> ''"
     if operator == "=":
         return f"{expression} = ?", [value]
     if operator == "!=":
@@ -278,10 +340,23 @@ class _Compiler:
         lookup = f'SELECT {inner} FROM {source} WHERE {inner_alias}."sys_id" = {column}'
         return f"COALESCE(({lookup}), '')"
 
+    def compares_folded(self, table: str, path: str) -> bool:
+        """Whether the field at `path` is compared ignoring case and trailing spaces."""
+        *hops, last = path.split(".")
+        for hop in hops:
+            target = self.catalog.reference_target(table, hop)
+            assert target is not None  # checked by valid_path
+            table = target
+        return last not in EXACT_FIELDS and self.catalog.reference_target(table, last) is None
+
     def condition(self, table: str, condition: Condition, alias: str) -> tuple[str, list[str]]:
         first, _, rest = condition.field.partition(".")
         if not rest or _matches_empty(condition):
             expression = self.value_expression(table, condition.field, alias)
+            if condition.operator in _FOLDED_OPERATORS and self.compares_folded(
+                table, condition.field
+            ):
+                return _folded_predicate(expression, condition.operator, condition.value)
             return _predicate(expression, condition.operator, condition.value)
         # A condition that cannot match an empty value is a semi-join on the referenced
         # table, which lets SQLite use the index of the target's field.

@@ -17,7 +17,15 @@ from operator import itemgetter
 from typing import Any
 
 from snowcheck.emulator.clock import Clock, format_time
-from snowcheck.emulator.query import Query, compile_fields, compile_query, quote_identifier
+from snowcheck.emulator.query import (
+    EXACT_FIELDS,
+    Query,
+    compile_fields,
+    compile_query,
+    folded,
+    quote_identifier,
+    register_fold,
+)
 
 SYSTEM_FIELDS = ("sys_id", "sys_created_on", "sys_updated_on")
 """Fields every table has; the store fills them in on insert."""
@@ -72,7 +80,8 @@ INDEXED_FIELDS = frozenset(
         "user_name",
     }
 )
-"""Fields snowcheck filters on; each gets an index in every table that has it."""
+"""Fields snowcheck filters on; each gets an index in every table that has it. The index is on
+the value as compared (`snow_fold(field)`) unless the field is compared as stored."""
 
 COMPOSITE_INDEXES: Mapping[str, tuple[tuple[str, ...], ...]] = {
     # The login-event query is `name IN .. ^parm1 IN .. ^sys_created_on > ..`: one index
@@ -144,6 +153,7 @@ class Store:
         self._clock = clock
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        register_fold(self._conn)
         # Emulators are often dropped without close(): release the database with the store.
         weakref.finalize(self, self._conn.close)
         self._references: dict[tuple[str, str], str] = dict(REFERENCES)
@@ -215,14 +225,21 @@ class Store:
     def _index_name(self, table: str, columns: Sequence[str]) -> str:
         return quote_identifier(f"{table}__{'__'.join(columns)}")
 
+    def _indexed(self, table: str, column: str) -> str:
+        """The indexed expression of `column`: what the compiled queries compare."""
+        name = quote_identifier(column)
+        if column in EXACT_FIELDS or (table, column) in self._references:
+            return name
+        return folded(name)
+
     def _create_indexes(self, table: str) -> None:
         if table in self._deferred:
             return
         for columns, unique in self._index_specs(table):
+            indexed = ", ".join(self._indexed(table, column) for column in columns)
             self._conn.execute(
                 f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS "
-                f"{self._index_name(table, columns)} "
-                f"ON {self.sql_table(table)} ({', '.join(map(quote_identifier, columns))})"
+                f"{self._index_name(table, columns)} ON {self.sql_table(table)} ({indexed})"
             )
 
     def _drop_indexes(self, table: str) -> None:
