@@ -26,218 +26,39 @@ reported. Redaction is best effort: the file should be reviewed before it is sha
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import ipaddress
-import os
 import re
-import secrets
-import stat
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from snowcheck.errors import ConfigError, DataError, SnowcheckError
+from snowcheck.errors import DataError
 from snowcheck.messages import TEMPLATE_SETS
 from snowcheck.plan import DEFAULT_SOURCE
+from snowcheck.pseudonyms import (
+    BEST_EFFORT,
+    IP_PATTERN,
+    METHOD,
+    SECRET_WORDS,
+    URL_PATTERN,
+    Pseudonymiser,
+    fold_name,
+    is_address,
+)
 from snowcheck.records import (
     CONFIG_TABLE,
     EVENT_TABLE,
     ISSUE_TABLE,
     MID_TABLE,
+    OPTIONAL_TABLES,
+    PROPERTY_TABLE,
     ROLE_TABLE,
     TABLES,
     USER_ROLE_TABLE,
     USER_TABLE,
 )
 from snowcheck.rules import AUTHZ_FAILED, USERNAME_PARAM
-
-KEY_BYTES = 32
-"""Length of a random key, and the shortest key file that draws no warning."""
-CORE_LENGTH = 16
-"""Letters in a pseudonym: 26**16 values, so two names never share one in practice."""
-BEST_EFFORT = (
-    "Redaction is best effort: user names, MID Server names, hosts and IP addresses were "
-    "replaced by pseudonyms and unknown fields dropped; review the file before sharing it."
-)
-METHOD = "HMAC-SHA256 pseudonyms; letter case and trailing spaces kept"
-
-_ALPHABET = "abcdefghijklmnopqrstuvwxyz"
-_UNBIASED = 256 - 256 % len(_ALPHABET)
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "cookie", "credential", "key")
-
-_IPV4 = r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"
-_IPV6 = r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%\w+)?(?![\w:.])"
-_IP = re.compile(f"{_IPV4}|{_IPV6}")
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>/?#]+")
-
-
-class PseudonymCollision(SnowcheckError):
-    """Two different names drew the same pseudonym; another key will separate them."""
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text.split("%")[0])
-    except ValueError:
-        return False
-    return True
-
-
-def new_key() -> bytes:
-    """A random key for one redaction, which is then not kept."""
-    return secrets.token_bytes(KEY_BYTES)
-
-
-def read_key_file(path: str) -> tuple[bytes, list[str]]:
-    """The key held in ``path`` (one trailing newline dropped) and the warnings about it.
-
-    Warns, as for password files, when group or others may read the file (whoever holds
-    the key can test guessed names against the pseudonyms), and when the key is short.
-    """
-    where = Path(path).expanduser()
-    try:
-        key = where.read_bytes()
-        mode = where.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError(f"redaction key file {where} not found") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read redaction key file {where}: {exc.strerror}") from None
-    if key.endswith(b"\r\n"):
-        key = key[:-2]
-    elif key.endswith(b"\n"):
-        key = key[:-1]
-    if not key:
-        raise ConfigError(f"redaction key file {where} is empty")
-    warnings = []
-    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.append(
-            f"redaction key file {where} is readable by group or others "
-            f"(mode {stat.S_IMODE(mode):o}): run chmod 600 {where}"
-        )
-    if len(key) < KEY_BYTES:
-        warnings.append(
-            f"redaction key file {where} holds {len(key)} bytes; use at least {KEY_BYTES} "
-            f"random bytes (head -c {KEY_BYTES} /dev/urandom > {where})"
-        )
-    return key, warnings
-
-
-def _folded(name: str) -> str:
-    """The name as the instance's database compares it."""
-    return name.rstrip(" ").lower()
-
-
-class Pseudonymiser:
-    """Keyed pseudonyms, one kind of name at a time; same key, same pseudonyms."""
-
-    def __init__(self, key: bytes | None = None) -> None:
-        self.random_key = key is None
-        """True when no key was given: the pseudonyms cannot be linked to another file's."""
-        self._key = new_key() if key is None else key
-        self._issued: dict[tuple[str, str], str] = {}
-
-    def _digest(self, purpose: str, text: str, counter: int = 0) -> bytes:
-        message = f"{purpose}\x00{counter}\x00{text}".encode("utf-8", "surrogatepass")
-        return hmac.new(self._key, message, hashlib.sha256).digest()
-
-    def _letters(self, purpose: str, text: str, length: int) -> str:
-        letters: list[str] = []
-        counter = 0
-        while len(letters) < length:
-            for byte in self._digest(purpose, text, counter):
-                if byte < _UNBIASED and len(letters) < length:
-                    letters.append(_ALPHABET[byte % len(_ALPHABET)])
-            counter += 1
-        return "".join(letters)
-
-    def _case_mask(self, purpose: str, stripped: str, length: int) -> list[bool]:
-        if stripped == stripped.lower():
-            return [False] * length
-        if stripped.isascii():
-            # ASCII lowercases letter by letter, so the capitals' places tell the variants apart.
-            return [char.isupper() for char in stripped] + [False] * (length - len(stripped))
-        bits = b"".join(
-            self._digest(f"{purpose}-case", stripped, counter)
-            for counter in range(-(-length // 256))
-        )
-        mask = [bool(bits[i // 8] >> (i % 8) & 1) for i in range(length)]
-        mask[0] = True  # never the mask of the all-lowercase spelling
-        return mask
-
-    def _check(self, kind: str, pseudonym: str, original: str) -> str:
-        known = self._issued.setdefault((kind, pseudonym), original)
-        if known != original:
-            raise PseudonymCollision(
-                f"two {kind} names drew the same pseudonym: redact again with another key"
-            )
-        return pseudonym
-
-    def _name(self, kind: str, prefix: str, name: str) -> str:
-        stripped = name.rstrip(" ")
-        if not stripped:
-            return name  # empty, or only spaces: nothing to hide, and it must stay empty
-        trailing = name[len(stripped) :]
-        folded = stripped.lower()
-        core = self._letters(kind, folded, max(CORE_LENGTH, len(folded)))
-        mask = self._case_mask(kind, stripped, len(core))
-        cased = "".join(
-            char.upper() if upper else char for char, upper in zip(core, mask, strict=True)
-        )
-        return self._check(kind, prefix + cased + trailing, name)
-
-    def user(self, name: str) -> str:
-        """A user name's pseudonym: letters, the name's case pattern, its trailing spaces."""
-        return self._name("user", "", name)
-
-    def mid_server(self, name: str) -> str:
-        """A MID Server name's pseudonym, ``mid-`` then letters, compared like a user name's."""
-        return self._name("mid", "mid-", name)
-
-    def host(self, name: str) -> str:
-        """A host name's pseudonym under ``.invalid``; host names ignore case."""
-        folded = name.strip().lower().rstrip(".")
-        if not folded:
-            return name
-        return self._check(
-            "host", f"host-{self._letters('host', folded, CORE_LENGTH)}.invalid", folded
-        )
-
-    def address(self, text: str) -> str:
-        """An IP address's pseudonym (``ip-`` then letters); one address, one pseudonym."""
-        try:
-            canonical = str(ipaddress.ip_address(text.split("%")[0]))
-        except ValueError:
-            canonical = text
-        return self._check("ip", f"ip-{self._letters('ip', canonical, CORE_LENGTH)}", canonical)
-
-    def opaque(self, value: str) -> str:
-        """A value this module cannot read (a config value, an event's parm2): one token."""
-        if value == "":
-            return value
-        return self._check("value", f"redacted-{self._letters('value', value, CORE_LENGTH)}", value)
-
-    def url(self, text: str) -> str:
-        """``text`` with the host of its URL replaced by the host's pseudonym."""
-        parts = urlsplit(text)
-        if not parts.hostname:
-            return text
-        netloc = self.host(parts.hostname)
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-        return urlunsplit(parts._replace(netloc=netloc))
-
-    def addresses_in(self, text: str) -> str:
-        """``text`` with every IP address in it replaced."""
-        return _IP.sub(
-            lambda match: (
-                self.address(match.group()) if _is_address(match.group()) else match.group()
-            ),
-            text,
-        )
 
 
 @dataclass(frozen=True)
@@ -274,8 +95,14 @@ FIELDS: Mapping[str, Mapping[str, str]] = {
         "user.locked_out": KEEP,
         "user.sys_domain": KEEP,
         "user.sys_id": KEEP,
+        "user.password_needs_reset": KEEP,
     },
-    USER_TABLE: {"user_name": USER, "active": KEEP, "locked_out": KEEP},
+    USER_TABLE: {
+        "user_name": USER,
+        "active": KEEP,
+        "locked_out": KEEP,
+        "password_needs_reset": KEEP,
+    },
     CONFIG_TABLE: {"ecc_agent": KEEP, "param_name": KEEP, "value": "config value"},
     MID_TABLE: {
         "name": MID,
@@ -283,7 +110,11 @@ FIELDS: Mapping[str, Mapping[str, str]] = {
         "last_refreshed": KEEP,
         "host_name": HOST,
         "ip_address": ADDRESS,
+        "user_name": USER,
+        "validated": KEEP,
+        "version": KEEP,
     },
+    PROPERTY_TABLE: {"name": KEEP, "value": KEEP},
     EVENT_TABLE: {"name": KEEP, "parm1": USER, "parm2": "parm2"},
     ISSUE_TABLE: {
         "message": "message",
@@ -298,7 +129,7 @@ FIELDS: Mapping[str, Mapping[str, str]] = {
 
 
 def _looks_secret(name: str) -> bool:
-    return any(word in name.lower() for word in _SECRET_WORDS)
+    return any(word in name.lower() for word in SECRET_WORDS)
 
 
 def _sys_id(row: Mapping[str, Any]) -> str:
@@ -331,7 +162,7 @@ class _Redactor:
         return self.names.address(value)
 
     def learn(self, kind: str, value: str) -> None:
-        folded = _folded(value).strip()
+        folded = fold_name(value).strip()
         if folded and (kind == USER or folded not in self.known):
             self.known[folded] = kind
 
@@ -360,7 +191,7 @@ class _Redactor:
                     self.learn(USER, message[parsed[0] : parsed[1]])
 
     def _learn_hosts(self, text: str) -> None:
-        for match in _URL.finditer(text):
+        for match in URL_PATTERN.finditer(text):
             host = urlsplit(match.group()).hostname
             if host:
                 self.learn(HOST, host)
@@ -368,7 +199,7 @@ class _Redactor:
     @staticmethod
     def _names_user(row: Mapping[str, Any]) -> bool:
         param = row.get("param_name")
-        return isinstance(param, str) and _folded(param) == USERNAME_PARAM
+        return isinstance(param, str) and fold_name(param) == USERNAME_PARAM
 
     # -- values --------------------------------------------------------------------------
 
@@ -428,9 +259,9 @@ class _Redactor:
         if not isinstance(value, str):
             return value
         name = row.get("name")
-        if isinstance(name, str) and _folded(name) == AUTHZ_FAILED:
+        if isinstance(name, str) and fold_name(name) == AUTHZ_FAILED:
             return self.names.addresses_in(value)  # the missing roles, kept for the notes
-        addresses = [m.group() for m in _IP.finditer(value) if _is_address(m.group())]
+        addresses = [m.group() for m in IP_PATTERN.finditer(value) if is_address(m.group())]
         rest = value
         for address in addresses:
             rest = rest.replace(address, "")
@@ -447,7 +278,7 @@ class _Redactor:
             return value[:start] + self.names.user(value[start:end]) + value[end:]
         searched, found = self.search(value)
         source = row.get("source")
-        if isinstance(source, str) and _folded(source) == _folded(self.source):
+        if isinstance(source, str) and fold_name(source) == fold_name(self.source):
             where = f"{ISSUE_TABLE} record {_sys_id(row) or '(no sys_id)'}"
             if found:
                 self.warnings.append(
@@ -513,7 +344,7 @@ class _Redactor:
     def tables(self, tables: Any) -> dict[str, list[dict[str, Any]]]:
         if not isinstance(tables, Mapping):
             raise DataError("snapshot", "", "tables", "should be an object of table name to rows")
-        unknown = sorted(set(tables) - set(TABLES))
+        unknown = sorted(set(tables) - {*TABLES, *OPTIONAL_TABLES})
         if unknown:
             raise DataError("snapshot", "", "tables", f"names unknown tables {', '.join(unknown)}")
         for table, rows in tables.items():
@@ -530,7 +361,7 @@ class _Redactor:
 
         def clean(value: Any) -> Any:
             if isinstance(value, str):
-                return self.search(_URL.sub(lambda m: self.names.url(m.group()), value))[0]
+                return self.search(URL_PATTERN.sub(lambda m: self.names.url(m.group()), value))[0]
             if isinstance(value, Mapping):
                 return {key: clean(item) for key, item in value.items()}
             if isinstance(value, list):
@@ -607,7 +438,7 @@ def redact_with(
     }
     result: dict[str, Any] = {}
     for field, value in document.items():
-        if field == "now":
+        if field in ("now", "extra_reads"):
             result[field] = value
         elif field == "tables":
             result[field] = tables

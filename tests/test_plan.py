@@ -427,6 +427,8 @@ def test_settling_concurrent_creates_keeps_the_earliest_created_whatever_was_upd
     # A tie on the second goes to the smaller sys_id, so every run keeps the same copy.
     tie = [("2026-11-25 10:00:00", "zzzz"), ("2026-11-25 10:00:00", "aaaa")]
     assert concurrent_create_survivor(tie) == concurrent_create_survivor(reversed(tie)) == "aaaa"
+
+
 # ---------------------------------------------------------------------------
 # Issues are matched as the instance's database compares (fidelity/README.md).
 # ---------------------------------------------------------------------------

@@ -44,8 +44,8 @@ from snowcheck.pseudonymise import (
     BEST_EFFORT,
     Pseudonymiser,
     pseudonymise,
-    read_key_file,
 )
+from snowcheck.pseudonyms import read_key_file
 from snowcheck.records import ISSUE_TABLE, Snapshot, format_time, parse_time
 from snowcheck.rules import RULES, parse_window
 
