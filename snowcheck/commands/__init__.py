@@ -1,0 +1,1 @@
+"""The commands: one module per snowcheck command, each taking typed settings."""

@@ -1,0 +1,56 @@
+"""The plan as a diff, as `terraform plan` shows one: `+ create`, `~ update`, `- resolve`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from snowcheck.plan import Action, Change
+from snowcheck.render import Glyphs, data
+
+SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.RESOLVE: "-"}
+STYLE = {Action.CREATE: "bold red", Action.UPDATE: "yellow", Action.RESOLVE: "green"}
+
+
+def change_head(change: Change, marks: Glyphs) -> Text:
+    """``~ update   new  count 2 → 3``: the action, then state and count before → after."""
+    head = Text(f"{SIGN[change.action]} {change.action.value:<9}", style=STYLE[change.action])
+    if change.state_before is None or change.state_before == change.state:
+        head.append_text(data(change.state))
+    else:
+        head.append_text(data(change.state_before))
+        head.append(f" {marks.arrow} ")
+        head.append_text(data(change.state))
+    if change.count_before is None or change.count_before == change.count:
+        head.append(f"  count {change.count}")
+    else:
+        head.append(f"  count {change.count_before} {marks.arrow} {change.count}")
+    return head
+
+
+def change_view(change: Change, marks: Glyphs, *, wide: bool) -> RenderableType:
+    """The head line, then the whole message (and, with ``wide``, the sys_id) beneath it."""
+    body = Table.grid()
+    body.add_column(width=4)
+    body.add_column(ratio=1, overflow="fold")
+    body.add_row("", data(change.message))
+    if wide:
+        body.add_row("", Text.assemble(("sys_id ", "dim"), data(change.sys_id or "(new)")))
+    return Group(change_head(change, marks), body)
+
+
+def plan_view(
+    changes: Sequence[Change], marks: Glyphs, *, applied: bool, wide: bool = False
+) -> RenderableType:
+    title = "Changes applied" if applied else "Plan (dry run)"
+    if not changes:
+        return Text.assemble((f"{title}: ", "bold"), ("nothing to change", "green"), "\n")
+    count = f"{len(changes)} change{'s' if len(changes) != 1 else ''}"
+    parts: list[RenderableType] = [Text(f"{title}: {count}", style="bold")]
+    for change in changes:
+        parts.append(change_view(change, marks, wide=wide))
+    parts.append(Text())
+    return Group(*parts)
