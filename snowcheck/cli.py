@@ -385,7 +385,7 @@ def _finish(
             terminal.debug(outcome, args.debug)
         terminal.json(outcome, applied=applied)
     elif args.format_given or not args.quiet:
-        terminal.report(outcome, applied=applied, debug=args.debug)
+        terminal.report(outcome, applied=applied, debug=args.debug, wide=args.wide)
     if args.detailed_exitcode and outcome.evaluation.findings:
         return EXIT_FINDINGS
     return EXIT_OK
@@ -468,6 +468,12 @@ def run_demo(args: argparse.Namespace, terminal: Terminal) -> int:
 
     demo(terminal, scenario=args.scenario)
     return EXIT_OK
+
+
+def run_explain(args: argparse.Namespace, terminal: Terminal) -> int:
+    from snowcheck.commands.explain import run_explain as explain_command
+
+    return explain_command(args, terminal)
 
 
 def run_doctor(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -580,6 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="1: the size of every set; 2: every member and each user's conditions",
     )
     output.add_argument(
+        "--wide", action="store_true", help="show the sys_id of each change in the plan"
+    )
+    output.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 3 when the check found issues"
     )
     output.add_argument(
@@ -607,6 +616,23 @@ def build_parser() -> argparse.ArgumentParser:
     _connection_arguments(doctor)
     _check_arguments(doctor)
     doctor.set_defaults(run=run_doctor)
+
+    explain = commands.add_parser(
+        "explain",
+        help="everything behind one user's finding, or its absence",
+        description="Show one user as the check sees them: the sys_user row, the roles that "
+        "matter, the MID Servers naming the user, the login events of the window, each "
+        "condition, the rule that fires (or why none does), the open issue and the plan's "
+        "change for it, and what to check. Writes nothing.",
+        epilog=CONNECTION_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("subject", metavar="USER", help="the User ID (user_name) to explain")
+    _connection_arguments(explain)
+    explain.add_argument("--snapshot", metavar="FILE", help="read a captured instance offline")
+    _check_arguments(explain)
+    explain.add_argument("--format", choices=("table", "json"), default="table")
+    explain.set_defaults(run=run_explain)
 
     demo = commands.add_parser(
         "demo",

@@ -44,6 +44,8 @@ class Explanation:
     events: tuple[Event, ...]
     """The user's login events inside the window, newest first."""
     conditions: tuple[Condition, ...]
+    last_attempt: Event | None
+    """The attempt the rules read: the user's last login event in the window."""
     rule: str | None
     reason: str
     """Why the rule fires, or why none does."""
@@ -124,6 +126,7 @@ def explain(outcome: Outcome, user: str) -> Explanation:
         mid_servers=mids,
         events=events,
         conditions=conditions,
+        last_attempt=evaluation.last_attempts.get(user),
         rule=rule,
         reason=_reason(rule, record, kind, evaluation.last_attempts.get(user)),
         finding=finding,

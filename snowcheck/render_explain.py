@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -12,7 +13,7 @@ from snowcheck.records import format_time
 from snowcheck.render import SCHEMA_VERSION, Glyphs, change_json, data, labelled
 from snowcheck.render_debug import HEADS, ago, clock
 from snowcheck.render_plan import change_head
-from snowcheck.rules import AUTHZ_FAILED
+from snowcheck.rules import AUTHZ_FAILED, Condition
 
 INDENT = 2
 
@@ -58,13 +59,25 @@ def _mids(explanation: Explanation, marks: Glyphs) -> Text:
     return text
 
 
+def _when(moment: datetime, now: datetime) -> str:
+    return f"{clock(moment)} ({ago(moment, now)})"
+
+
+def _condition(condition: Condition, explanation: Explanation) -> Text:
+    last = explanation.last_attempt
+    if condition.name == "last attempt" and last is not None:
+        # HH:MM:SS and how long ago, rather than the full timestamp of the debug trace.
+        return Text.assemble(data(last.name), f" at {_when(last.created_on, explanation.now)}")
+    return data(condition.result)
+
+
 def _events(explanation: Explanation) -> list[tuple[str, Text]]:
     if not explanation.events:
         return [("", Text("none in the window", style="dim"))]
     rows: list[tuple[str, Text]] = []
     for event in explanation.events:
         line = Text.assemble(
-            f"{clock(event.created_on)} ({ago(event.created_on, explanation.now)}) ",
+            f"{_when(event.created_on, explanation.now)} ",
             data(event.name, "bold"),
         )
         if event.name == AUTHZ_FAILED and event.parm2.strip():
@@ -89,7 +102,7 @@ def explanation_view(explanation: Explanation, marks: Glyphs) -> RenderableType:
         *_events(explanation),
     ]
     conditions = [
-        (HEADS.get(c.name, (c.name, ""))[1] or c.name, data(c.result))
+        (HEADS.get(c.name, (c.name, ""))[1] or c.name, _condition(c, explanation))
         for c in explanation.conditions
     ]
     if not conditions:
