@@ -83,7 +83,9 @@ def labelled(rows: Iterable[tuple[str, Text]], indent: int) -> Table:
     return grid
 
 
-def finding_view(number: int, finding: Finding, marks: Glyphs) -> RenderableType:
+def finding_view(
+    number: int, finding: Finding, marks: Glyphs, *, spaced: bool = True
+) -> RenderableType:
     """A head line (rule, user, down MID Servers), the whole message, notes and the hint."""
     head = Text.assemble(f"{number:>2} ", (finding.rule, "cyan"), f" {marks.dot} ")
     head.append_text(data(finding.user, "bold"))
@@ -94,7 +96,7 @@ def finding_view(number: int, finding: Finding, marks: Glyphs) -> RenderableType
     rows = [("note:", data(note)) for note in finding.notes]
     if hint(finding.rule):
         rows.append(("hint:", Text(hint(finding.rule), style="italic")))
-    return Group(head, message, labelled(rows, 3), Text())
+    return Group(head, message, labelled(rows, 3), *([Text()] if spaced else []))
 
 
 class Trimmed:
@@ -156,18 +158,29 @@ class Terminal:
         applied: Sequence[Change] | None,
         debug: int = 0,
         wide: bool = False,
+        brief: bool = False,
     ) -> None:
-        """The findings, the plan (or the changes ``applied``) and a one-line summary, on stdout."""
-        from snowcheck.render_plan import plan_view
+        """The findings, the plan (or the changes ``applied``) and a one-line summary, on stdout.
+
+        ``brief`` (the demo off a terminal): no blank line between findings, and the plan
+        one line per change, naming the user, since the findings just above hold the messages.
+        """
+        from snowcheck.render_plan import plan_brief, plan_view
 
         marks = Glyphs.for_console(self.out)
         self.out.print(self._heading(outcome, marks))
         self.out.print()
         if debug >= 1:
             self.debug(outcome, debug, self.out)
-        self.out.print(Trimmed(self._findings(outcome, marks)))
+        self.out.print(Trimmed(self._findings(outcome, marks, spaced=not brief)))
         changes = _changes(outcome, applied)
-        self.out.print(Trimmed(plan_view(changes, marks, applied=applied is not None, wide=wide)))
+        if brief:
+            plan = plan_brief(
+                changes, marks, outcome.evaluation.findings, applied=applied is not None
+            )
+        else:
+            plan = plan_view(changes, marks, applied=applied is not None, wide=wide)
+        self.out.print(Trimmed(plan))
         self.out.print(self.summary(outcome, applied=applied))
 
     def _heading(self, outcome: Outcome, marks: Glyphs) -> Text:
@@ -191,13 +204,15 @@ class Terminal:
             f"messages {outcome.evaluation.templates.name}",
         )
 
-    def _findings(self, outcome: Outcome, marks: Glyphs) -> RenderableType:
+    def _findings(self, outcome: Outcome, marks: Glyphs, *, spaced: bool) -> RenderableType:
         findings = outcome.evaluation.findings
         if not findings:
             return Text.assemble(("Findings: ", "bold"), ("none", "green"), "\n")
         parts: list[RenderableType] = [Text(f"Findings ({len(findings)})", style="bold")]
         for number, finding in enumerate(findings, 1):
-            parts.append(finding_view(number, finding, marks))
+            parts.append(finding_view(number, finding, marks, spaced=spaced))
+        if not spaced:
+            parts.append(Text())
         return Group(*parts)
 
     def summary(self, outcome: Outcome, *, applied: Sequence[Change] | None) -> Text:
@@ -276,9 +291,7 @@ class Terminal:
         from snowcheck.render_debug import debug_view
 
         console = console or self.err
-        console.print(
-            Trimmed(debug_view(outcome, level, Glyphs.for_console(console), console.width))
-        )
+        console.print(Trimmed(debug_view(outcome, level, console.width)))
 
     # JSON ----------------------------------------------------------------------------------
 

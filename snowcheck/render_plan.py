@@ -10,6 +10,7 @@ from rich.text import Text
 
 from snowcheck.plan import Action, Change
 from snowcheck.render import Glyphs, data
+from snowcheck.rules import Finding
 
 SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.RESOLVE: "-"}
 STYLE = {Action.CREATE: "bold red", Action.UPDATE: "yellow", Action.RESOLVE: "green"}
@@ -52,5 +53,29 @@ def plan_view(
     parts: list[RenderableType] = [Text(f"{title}: {count}", style="bold")]
     for change in changes:
         parts.append(change_view(change, marks, wide=wide))
+    parts.append(Text())
+    return Group(*parts)
+
+
+def plan_brief(
+    changes: Sequence[Change], marks: Glyphs, findings: Sequence[Finding], *, applied: bool
+) -> RenderableType:
+    """One line per change, naming the finding's user: for when the messages stand just above."""
+    title = "Changes applied" if applied else "Plan (dry run)"
+    if not changes:
+        return Text.assemble((f"{title}: ", "bold"), ("nothing to change", "green"), "\n")
+    users = {finding.message: finding.user for finding in findings}
+    heads = [change_head(change, marks) for change in changes]
+    width = max(len(head) for head in heads) + 2
+    parts: list[RenderableType] = [Text(title, style="bold")]
+    for change, head in zip(changes, heads, strict=True):
+        user = users.get(change.message)
+        if user is None:
+            # No finding has this message any more: show it whole, beneath.
+            parts.append(change_view(change, marks, wide=False))
+            continue
+        head.pad_right(width - len(head))
+        head.append_text(data(user, "bold"))
+        parts.append(head)
     parts.append(Text())
     return Group(*parts)
