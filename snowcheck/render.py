@@ -179,7 +179,9 @@ class Terminal:
                 changes, marks, outcome.evaluation.findings, applied=applied is not None
             )
         else:
-            plan = plan_view(changes, marks, applied=applied is not None, wide=wide)
+            plan = plan_view(
+                changes, marks, applied=applied is not None, wide=wide, width=self.out.width
+            )
         self.out.print(Trimmed(plan))
         self.out.print(self.summary(outcome, applied=applied))
 

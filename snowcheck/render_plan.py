@@ -13,6 +13,8 @@ from snowcheck.render import Glyphs, data
 from snowcheck.rules import Finding
 
 SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.RESOLVE: "-"}
+SIDE_BY_SIDE = 110
+"""From this width on, a change's message stands beside its head line."""
 STYLE = {Action.CREATE: "bold red", Action.UPDATE: "yellow", Action.RESOLVE: "green"}
 
 
@@ -44,15 +46,33 @@ def change_view(change: Change, marks: Glyphs, *, wide: bool) -> RenderableType:
 
 
 def plan_view(
-    changes: Sequence[Change], marks: Glyphs, *, applied: bool, wide: bool = False
+    changes: Sequence[Change],
+    marks: Glyphs,
+    *,
+    applied: bool,
+    wide: bool = False,
+    width: int = 80,
 ) -> RenderableType:
+    """Each change's head line with its message beneath, or, from ``SIDE_BY_SIDE`` columns
+    on, beside it."""
     title = "Changes applied" if applied else "Plan (dry run)"
     if not changes:
         return Text.assemble((f"{title}: ", "bold"), ("nothing to change", "green"), "\n")
     count = f"{len(changes)} change{'s' if len(changes) != 1 else ''}"
     parts: list[RenderableType] = [Text(f"{title}: {count}", style="bold")]
-    for change in changes:
-        parts.append(change_view(change, marks, wide=wide))
+    if width >= SIDE_BY_SIDE:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(ratio=1, overflow="fold")
+        for change in changes:
+            message = data(change.message)
+            if wide:
+                message.append_text(Text.assemble("\n", ("sys_id ", "dim")))
+                message.append_text(data(change.sys_id or "(new)"))
+            grid.add_row(change_head(change, marks), message)
+        parts.append(grid)
+    else:
+        parts.extend(change_view(change, marks, wide=wide) for change in changes)
     parts.append(Text())
     return Group(*parts)
 
