@@ -42,7 +42,7 @@ def data(value: str, style: str = "") -> Text:
     return Text(literal(value), style=style)
 
 
-def duration(seconds: float) -> str:
+def _duration(seconds: float) -> str:
     """``4h``, ``5m``, ``90s``: a window as the command line takes it."""
     for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size and seconds % size == 0:
@@ -197,7 +197,7 @@ class Terminal:
             "\n",
             f"now {format_time(window.now)} UTC{clock}",
             dot,
-            f"window {duration(window.length.total_seconds())}",
+            f"window {_duration(window.length.total_seconds())}",
             f" (events after {window.since:%H:%M:%S})",
             "\n",
             "source ",
