@@ -26,6 +26,7 @@ from snowcheck.settings import (
     DemoOptions,
     DoctorOptions,
     EmulatorOptions,
+    ExplainOptions,
     OutputOptions,
     RuleOptions,
 )
@@ -182,6 +183,9 @@ def _check_parser(commands: Subparsers) -> None:
         help="1: the size of every set; 2: every member and each user's conditions",
     )
     output.add_argument(
+        "--wide", action="store_true", help="show the sys_id of each change in the plan"
+    )
+    output.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 3 when the check found issues"
     )
     output.add_argument(
@@ -206,6 +210,7 @@ def _check_parser(commands: Subparsers) -> None:
             quiet=args.quiet,
             log_file=args.log_file,
             prometheus_textfile=args.prometheus_textfile,
+            wide=args.wide,
         )
         options = CheckOptions(
             connection=_connection_options(args),
@@ -274,8 +279,41 @@ def _emulator_parser(commands: Subparsers) -> None:
     emulator.set_defaults(run=run)
 
 
+def _explain_parser(commands: Subparsers) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="everything behind one user's finding, or its absence",
+        description="Show one user as the check sees them: the sys_user row, the roles that "
+        "matter, the MID Servers naming the user, the login events of the window, each "
+        "condition, the rule that fires (or why none does), the open issue and the plan's "
+        "change for it, and what to check. Writes nothing.",
+        epilog=CONNECTION_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("subject", metavar="USER", help="the User ID (user_name) to explain")
+    _connection_arguments(explain)
+    explain.add_argument("--snapshot", metavar="FILE", help="read a captured instance offline")
+    _check_arguments(explain)
+    explain.add_argument("--format", choices=("table", "json"), default="table")
+
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        from snowcheck.commands.explain import run_explain
+
+        options = ExplainOptions(
+            subject=args.subject,
+            connection=_connection_options(args),
+            rules=_rule_options(args),
+            snapshot=args.snapshot,
+            format=args.format,
+        )
+        return run_explain(options, terminal)
+
+    explain.set_defaults(run=run)
+
+
 PARSERS: tuple[Callable[[Subparsers], None], ...] = (
     _check_parser,
+    _explain_parser,
     _doctor_parser,
     _demo_parser,
     _emulator_parser,

@@ -264,7 +264,7 @@ def _finish(
             terminal.debug(outcome, output.debug)
         terminal.json(outcome, applied=applied)
     elif output.format_given or not output.quiet:
-        terminal.report(outcome, applied=applied, debug=output.debug)
+        terminal.report(outcome, applied=applied, debug=output.debug, wide=output.wide)
     if output.detailed_exitcode and outcome.evaluation.findings:
         return EXIT_FINDINGS
     return EXIT_OK
