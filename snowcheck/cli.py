@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import getpass
 import io
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from snowcheck import __version__
+from snowcheck.about import VersionAction
 from snowcheck.check import Outcome, assess, load_snapshot
+from snowcheck.crash import OutputClosed, guarded_stdout, last_resort
+from snowcheck.emulator.options import latency_seconds, port_number
 from snowcheck.errors import ConfigError, PartialWrite, SnowcheckError
 from snowcheck.messages import CHOICES
 from snowcheck.plan import DEFAULT_SOURCE, Change
@@ -72,7 +72,9 @@ examples:
 
 
 def _prompt() -> Callable[[str], str] | None:
-    return getpass.getpass if sys.stdin is not None and sys.stdin.isatty() else None
+    from snowcheck.prompt import password_prompt
+
+    return password_prompt()
 
 
 # Settings ------------------------------------------------------------------------------------
@@ -448,12 +450,14 @@ def run_all_profiles(args: argparse.Namespace, terminal: Terminal) -> int:
 
 
 def run_emulator(args: argparse.Namespace, terminal: Terminal) -> int:
-    from snowcheck.demo import DEMO_SCENARIO
+    from snowcheck.demo import scenario_path
     from snowcheck.emulator import ScenarioError, serve
 
-    scenario = args.scenario or str(DEMO_SCENARIO)
+    scenario = args.scenario
     try:
-        serve(scenario, args.port, latency=args.latency)
+        with scenario_path(args.scenario) as path:
+            scenario = str(path)
+            serve(scenario, args.port, latency=args.latency)
     except ScenarioError as exc:
         raise ConfigError(f"scenario {scenario}: {exc}") from None
     except OSError as exc:
@@ -527,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"snowcheck {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser(
@@ -624,9 +628,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(or a cron set-up) without an instance.",
     )
     emulator.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: the demo)")
-    emulator.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     emulator.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added to every answer"
+        "--port", type=port_number, default=8080, help="port (default 8080; 0: any free port)"
+    )
+    emulator.add_argument(
+        "--latency", type=latency_seconds, default=0.0, help="seconds added to every answer"
     )
     emulator.set_defaults(run=run_emulator)
     return parser
@@ -652,18 +658,23 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
     if args.command == "check":
         args.format_given = args.format is not None
         args.format = args.format or "table"
-    terminal = terminal or Terminal()
+    terminal = terminal or Terminal(stdout=guarded_stdout())
     terminal.quiet = terminal.quiet or getattr(args, "quiet", False)
     warnings = _TerminalWarnings(terminal)
     logging.getLogger("snowcheck").addHandler(warnings)
     try:
         code: int = args.run(args, terminal)
+        terminal.out.file.flush()  # a full disk fails here, not in the interpreter's exit
         return code
+    except OutputClosed:
+        return EXIT_FAILED  # the reader went away (| head): it wants no more, errors included
     except SnowcheckError as exc:
         terminal.error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         terminal.error("interrupted; nothing more was written")
         return EXIT_FAILED
+    except Exception as exc:
+        return last_resort(exc, terminal, debug=getattr(args, "debug", None), environ=os.environ)
     finally:
         logging.getLogger("snowcheck").removeHandler(warnings)

@@ -7,6 +7,8 @@ runs on 127.0.0.1; nothing leaves the machine.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.table import Table
@@ -19,12 +21,10 @@ from snowcheck.instance import Instance
 from snowcheck.plan import DEFAULT_SOURCE
 from snowcheck.records import ISSUE_TABLE, MID_TABLE
 from snowcheck.render import Terminal, data
+from snowcheck.resources import DEMO_SCENARIO, data_path
 from snowcheck.rules import DEFAULT_WINDOW
 from snowcheck.run import CheckSettings, live_check
 
-DEMO_SCENARIO = (
-    Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
-)
 FIXED_USER = "mid.west"
 FIXED_MID = "mid-west-1"
 
@@ -58,9 +58,24 @@ def issue_table(emulator: Emulator, title: str) -> Table:
 
 
 def demo(terminal: Terminal, *, scenario: str | None = None) -> None:
-    path = Path(scenario) if scenario else DEMO_SCENARIO
+    with scenario_path(scenario) as path:
+        _demo(terminal, path)
+
+
+@contextlib.contextmanager
+def scenario_path(scenario: str | None) -> Iterator[Path]:
+    """The scenario file given, or the one shipped in the package."""
+    if scenario is None:
+        with data_path(DEMO_SCENARIO) as path:
+            yield path
+        return
+    path = Path(scenario)
     if not path.is_file():
         raise ConfigError(f"demo scenario {path} not found: pass --scenario FILE")
+    yield path
+
+
+def _demo(terminal: Terminal, path: Path) -> None:
     settings = CheckSettings(window=DEFAULT_WINDOW, source=DEFAULT_SOURCE, messages="auto")
     out = terminal.out
     with Emulator(Scenario.load(str(path))) as emulator:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from snowcheck.emulator.options import latency_seconds, port_number
 from snowcheck.emulator.runner import serve
 from snowcheck.emulator.scenario import ScenarioError
 
@@ -16,9 +17,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve an emulated ServiceNow Table API on 127.0.0.1.",
     )
     parser.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: empty)")
-    parser.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    parser.add_argument("--port", type=port_number, default=0, help="port (default 0: a free one)")
     parser.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added to every API request"
+        "--latency", type=latency_seconds, default=0.0, help="seconds added to every API request"
     )
     args = parser.parse_args(argv)
     try:
