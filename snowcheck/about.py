@@ -47,8 +47,11 @@ class VersionAction(argparse.Action):
             sys.stdout.write(version_line() + "\n")
             sys.stdout.flush()
         except OSError as exc:
-            from snowcheck.crash import GuardedStdout
+            from snowcheck.crash import GuardedStdout, OutputClosed
 
-            GuardedStdout(sys.stdout)._failure(exc)  # /dev/null under fd 1: exit stays clean
-            parser.exit(1, f"snowcheck: error: cannot write to standard output: {exc.strerror}\n")
+            # /dev/null under fd 1, so the interpreter's flush at exit cannot fail again.
+            failure = GuardedStdout(sys.stdout).failure(exc)
+            parser.exit(
+                1, None if isinstance(failure, OutputClosed) else f"snowcheck: error: {failure}\n"
+            )
         parser.exit()

@@ -53,7 +53,7 @@ class GuardedStdout:
         try:
             return self._stream.write(text)
         except OSError as exc:
-            raise self._failure(exc) from None
+            raise self.failure(exc) from None
 
     def flush(self) -> None:
         if self._failed:
@@ -61,12 +61,13 @@ class GuardedStdout:
         try:
             self._stream.flush()
         except OSError as exc:
-            raise self._failure(exc) from None
+            raise self.failure(exc) from None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
-    def _failure(self, exc: OSError) -> OutputError:
+    def failure(self, exc: OSError) -> OutputError:
+        """The error to raise for ``exc``; stdout is unusable from now on."""
         self._failed = True
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
