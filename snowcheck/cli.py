@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from snowcheck import __version__
+from snowcheck.about import VersionAction
 from snowcheck.commands.check import run_check
 from snowcheck.commands.demo import run_demo
 from snowcheck.commands.doctor import run_doctor
 from snowcheck.commands.emulator import run_emulator
+from snowcheck.crash import OutputClosed, guarded_stdout, last_resort
+from snowcheck.emulator.options import latency_seconds, port_number
 from snowcheck.errors import SnowcheckError
 from snowcheck.messages import CHOICES
 from snowcheck.output.report import Terminal
@@ -267,9 +270,11 @@ def _emulator_parser(commands: Subparsers) -> None:
         "(or a cron set-up) without an instance.",
     )
     emulator.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: the demo)")
-    emulator.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     emulator.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added to every answer"
+        "--port", type=port_number, default=8080, help="port (default 8080; 0: any free port)"
+    )
+    emulator.add_argument(
+        "--latency", type=latency_seconds, default=0.0, help="seconds added to every answer"
     )
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -327,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"snowcheck {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_parser in PARSERS:
         add_parser(commands)
@@ -351,18 +356,23 @@ class _TerminalWarnings(logging.Handler):
 def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    terminal = terminal or Terminal()
+    terminal = terminal or Terminal(stdout=guarded_stdout())
     terminal.quiet = terminal.quiet or getattr(args, "quiet", False)
     warnings = _TerminalWarnings(terminal)
     logging.getLogger("snowcheck").addHandler(warnings)
     try:
         code: int = args.run(args, terminal)
+        terminal.out.file.flush()  # a full disk fails here, not in the interpreter's exit
         return code
+    except OutputClosed:
+        return EXIT_FAILED  # the reader went away (| head): it wants no more, errors included
     except SnowcheckError as exc:
         terminal.error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         terminal.error("interrupted; nothing more was written")
         return EXIT_FAILED
+    except Exception as exc:
+        return last_resort(exc, terminal, debug=getattr(args, "debug", None), environ=os.environ)
     finally:
         logging.getLogger("snowcheck").removeHandler(warnings)

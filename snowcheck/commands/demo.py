@@ -7,6 +7,8 @@ runs on 127.0.0.1; nothing leaves the machine.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Group, RenderableType
@@ -21,12 +23,12 @@ from snowcheck.output.report import Terminal
 from snowcheck.output.text import Glyphs, Trimmed, data
 from snowcheck.plan import DEFAULT_SOURCE
 from snowcheck.records import ISSUE_TABLE, MID_TABLE
+from snowcheck.resources import DEMO_SCENARIO, data_path
 from snowcheck.rules import DEFAULT_WINDOW
 from snowcheck.servicenow.instance import Instance
 from snowcheck.servicenow.session import Connection
 from snowcheck.settings import CheckSettings, DemoOptions
 
-DEMO_SCENARIO = Path(__file__).resolve().parents[2] / "config" / "examples" / "demo-scenario.json"
 FIXED_USER = "mid.west"
 FIXED_MID = "mid-west-1"
 
@@ -66,7 +68,21 @@ def issue_table(emulator: Emulator, title: str, *, times: bool = True) -> Render
 
 def demo(terminal: Terminal, *, scenario: str | None = None) -> None:
     """Off a terminal (a file, a pipe, CI), the story in brief: about 120 lines at 80 columns."""
-    path = Path(scenario) if scenario else DEMO_SCENARIO
+    with scenario_path(scenario) as path:
+        _demo(terminal, path)
+
+
+@contextlib.contextmanager
+def scenario_path(scenario: str | None) -> Iterator[Path]:
+    """The scenario file given, or the one shipped in the package."""
+    if scenario is None:
+        with data_path(DEMO_SCENARIO) as path:
+            yield path
+        return
+    yield Path(scenario)
+
+
+def _demo(terminal: Terminal, path: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"demo scenario {path} not found: pass --scenario FILE")
     settings = CheckSettings(window=DEFAULT_WINDOW, source=DEFAULT_SOURCE, messages="auto")
