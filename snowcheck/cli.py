@@ -502,7 +502,7 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     rules = parser.add_argument_group("the check")
     rules.add_argument(
         "--window",
-        help="reporting period: 4h, 5m, 90s, or milliseconds as the job takes (default 4h)",
+        help="reporting period with its unit: 4h, 5m, 90s, 4h30m, or 300000ms (default 4h)",
     )
     rules.add_argument(
         "--source", help=f"issue source written and matched (default {DEFAULT_SOURCE})"
