@@ -555,7 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     writing.add_argument(
         "--force",
         action="store_true",
-        help="apply even a plan that resolves every open issue while no MID user was seen",
+        help="apply even a plan the guards refuse (no MID user seen, rows an ACL hides, "
+        "issues resolved with a window shorter than 4h)",
     )
     writing.add_argument(
         "--lock-file",

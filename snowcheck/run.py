@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from snowcheck.check import Outcome, assess
+from snowcheck.guards import (
+    raise_if_rows_hidden,
+    raise_if_short_window_resolves,
+    short_window_warning,
+)
 from snowcheck.instance import Instance
 from snowcheck.plan import Action, Change
 from snowcheck.pull import DEFAULT_CONCURRENCY, pull_snapshot
@@ -77,6 +82,11 @@ def live_check(
     if not apply:
         return Checked(outcome, None)
     plan.raise_if_unsafe(saw_mid_users=outcome.evaluation.saw_mid_users, force=force)
+    raise_if_rows_hidden(outcome.inventory, force=force)
+    short_window = short_window_warning(settings.window)
+    if short_window:
+        warn(short_window)
+    raise_if_short_window_resolves(plan, window=settings.window, force=force)
     applied = instance.apply(plan, on_change=on_change)
     log.info("applied %d changes to ecc_agent_issue", len(applied))
     return Checked(outcome, applied)
