@@ -70,6 +70,10 @@ def _plan_counts(changes: Sequence[Change]) -> str:
     )
 
 
+NAGIOS_DETAIL_LINES = 20
+"""At most this many lines after the status line: monitoring UIs show the first ones only."""
+
+
 def nagios_report(
     outcome: Outcome | None, *, error: str | None = None, elapsed: float, applied: bool
 ) -> tuple[str, int]:
@@ -109,7 +113,12 @@ def nagios_report(
         + [_perf("findings", len(findings)), _perf("changes", len(changes)), elapsed_perf]
     )
     lines = [f"SNOWCHECK {state.name} - {summary} | {perfdata}"]
-    lines += [_nagios_text(finding.message) for finding in findings]
+    if len(findings) <= NAGIOS_DETAIL_LINES:
+        lines += [_nagios_text(finding.message) for finding in findings]
+    else:
+        shown = NAGIOS_DETAIL_LINES - 1
+        lines += [_nagios_text(finding.message) for finding in findings[:shown]]
+        lines.append(f"... and {len(findings) - shown} more findings (--format json lists all)")
     return "\n".join(lines) + "\n", int(state)
 
 

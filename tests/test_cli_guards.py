@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import NOW_TEXT, FakeInstance
 
 from snowcheck.cli import main
 from snowcheck.emulator import Emulator, Scenario
@@ -93,3 +94,34 @@ def test_a_short_window_apply_that_would_resolve_issues_asks_for_force(demo: Emu
     assert code == 0, err
     assert "shorter than the default 4h" in err  # still warned
     assert issues(demo) != before
+
+
+# -- huge plans: the Nagios output stays short ------------------------------------------------
+
+
+def _role_holders_snapshot(tmp_path: Path, users: int) -> str:
+    """``users`` holders of mid_server that no MID Server names: one finding each."""
+    instance = FakeInstance()
+    for i in range(users):
+        instance.user(f"svc.{i:03d}")
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps({"now": NOW_TEXT, "tables": instance.tables}))
+    return str(path)
+
+
+@pytest.mark.parametrize(("users", "lines"), [(20, 21), (21, 21), (300, 21), (3, 4)])
+def test_the_nagios_output_has_at_most_20_lines_after_the_status(
+    tmp_path: Path, users: int, lines: int
+) -> None:
+    code, out, _ = run(
+        "check", "--snapshot", _role_holders_snapshot(tmp_path, users), "--format", "nagios"
+    )
+    assert code == 1  # WARNING: role holders not configured
+    shown = out.splitlines()
+    assert len(shown) == lines
+    assert shown[0].startswith(f"SNOWCHECK WARNING - {users} findings")
+    if users > 20:
+        assert shown[-1] == f"... and {users - 19} more findings (--format json lists all)"
+        assert all(line.startswith("User svc.") for line in shown[1:-1])
+    else:
+        assert all(line.startswith("User svc.") for line in shown[1:])
