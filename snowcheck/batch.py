@@ -26,7 +26,6 @@ from snowcheck.instance import (
     Instance,
     _is_transient,
     _retry_delay,
-    _servicenow_reason,
     _Transient,
     _unanswered,
 )
@@ -408,7 +407,7 @@ class BatchWriter:
         response = _fake_response(status, headers, content)
         if status in RETRIED_STATUSES:
             return self._instance._failure(
-                _Transient(status, None, _servicenow_reason(response)),
+                _Transient(status, None, self._instance._reason(response)),
                 table=ISSUE_TABLE,
                 doing=doing,
                 tries=item.tries,

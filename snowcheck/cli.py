@@ -21,6 +21,7 @@ from snowcheck.errors import ConfigError, PartialWrite, SnowcheckError
 from snowcheck.messages import CHOICES
 from snowcheck.plan import DEFAULT_SOURCE, Change
 from snowcheck.pull import DEFAULT_CONCURRENCY
+from snowcheck.redact import Redactor
 from snowcheck.render import Terminal
 from snowcheck.rules import DEFAULT_WINDOW, HEARTBEAT, parse_window
 from snowcheck.run import CheckSettings
@@ -163,17 +164,8 @@ class RunRecord:
     outcome: Outcome | None = None
     applied: tuple[Change, ...] | None = None
     requests: int = 0
-    secrets: tuple[str, ...] = ()
-    log_handler: logging.Handler | None = None
-
-    def add_secret(self, secret: str) -> None:
-        """Hide ``secret`` from the outputs, the log file included (opened before it was known)."""
-        from snowcheck.monitoring import RedactingFilter
-
-        self.secrets = (*self.secrets, secret)
-        for log_filter in self.log_handler.filters if self.log_handler else ():
-            if isinstance(log_filter, RedactingFilter):
-                log_filter.add(secret)
+    redactor: Redactor = field(default_factory=Redactor)
+    """The terminal's: one redactor for the terminal, the log file and the errors."""
 
     @property
     def elapsed(self) -> float:
@@ -238,7 +230,7 @@ def _live(
         terminal.warn(warning)
     connection = resolved.connection
     record.instance_url = connection.base_url
-    record.add_secret(connection.password)
+    record.redactor.add_login(connection.user, connection.password)
 
     lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if args.apply and not args.no_lock:
@@ -288,8 +280,7 @@ def _log_file(args: argparse.Namespace, record: RunRecord) -> Iterator[None]:
         return
     from snowcheck.monitoring import open_log_file
 
-    handler = open_log_file(args.log_file, secrets=record.secrets)
-    record.log_handler = handler
+    handler = open_log_file(args.log_file, redactor=record.redactor)
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
@@ -330,7 +321,7 @@ def run_check(args: argparse.Namespace, terminal: Terminal) -> int:
         raise ConfigError(
             "--snapshot reads a file: it cannot be combined with --instance or --profile"
         )
-    record = RunRecord()
+    record = RunRecord(redactor=terminal.redactor)
     try:
         with _log_file(args, record):
             if args.snapshot:
@@ -350,11 +341,10 @@ def run_check(args: argparse.Namespace, terminal: Terminal) -> int:
                 _write_prometheus(args, record, success=False)
         if args.format == "nagios":
             from snowcheck.monitoring import nagios_report
-            from snowcheck.redact import redact
 
             text, code = nagios_report(
                 None,
-                error=redact(str(exc), record.secrets),
+                error=record.redactor(str(exc)),
                 elapsed=record.elapsed,
                 applied=False,
             )
@@ -408,7 +398,7 @@ def _run_profile(
     args: argparse.Namespace, name: str, file_config: Mapping[str, Any]
 ) -> ProfileResult:
     quiet = Terminal(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True)
-    record = RunRecord()
+    record = RunRecord(redactor=quiet.redactor)
     profile_args = argparse.Namespace(**{**vars(args), "instance": None, "user": None})
     try:
         profile = select_profile(file_config, name)
@@ -420,9 +410,7 @@ def _run_profile(
 
         if isinstance(exc, LockHeld):
             return ProfileResult(name, record.instance_url, None, False, str(exc), EXIT_OK)
-        from snowcheck.redact import redact
-
-        message = redact(str(exc), record.secrets)
+        message = record.redactor(str(exc))
         return ProfileResult(name, record.instance_url, None, False, message, exc.exit_code)
     return ProfileResult(name, record.instance_url, outcome, record.applied is not None, None, 0)
 

@@ -41,7 +41,6 @@ ACL, and record-level write ACLs (conditions on the record's own fields); only a
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from typing import Any
 
 from rich.text import Text
 
-from snowcheck.connection import Connection, resolve_connection
+from snowcheck.connection import resolve_connection
 from snowcheck.errors import ConfigError, InstanceError
 from snowcheck.instance import Instance
 from snowcheck.messages import TEMPLATE_SETS, choose
@@ -70,6 +69,7 @@ from snowcheck.records import (
     USER_TABLE,
     format_time,
 )
+from snowcheck.redact import Redactor
 from snowcheck.render import Terminal, literal
 from snowcheck.rules import LOGIN_EVENTS, SCHEDULING_MARGIN
 from snowcheck.run import CheckSettings
@@ -188,7 +188,7 @@ class _Doctor:
         self.profile = profile
         self.emit = emit
         self.user = instance.connection.user
-        self.secrets = _secrets(instance.connection)
+        self.redactor = Redactor.for_login(instance.connection.user, instance.connection.password)
         self.clock_sample: tuple[datetime, datetime] | None = None
         """The local clock just before and after the request that set ``instance.now``."""
         self.role_ids: list[str] = []
@@ -199,10 +199,7 @@ class _Doctor:
 
     def _said(self, exc: InstanceError) -> str:
         """An error's text; Instance already keeps secrets out, this makes sure of it."""
-        text = str(exc)
-        for secret in self.secrets:
-            text = text.replace(secret, "****")
-        return text
+        return self.redactor(str(exc))
 
     def _read(self, table: str, read: Callable[[], Rows]) -> Rows | InstanceError:
         """Run one read, catching its error, and sample the clocks around the first answer."""
@@ -528,11 +525,6 @@ class _Doctor:
         self.emit(Line(OK, name, f"skew {abs(skew.total_seconds()):.0f} s"))
 
 
-def _secrets(connection: Connection) -> tuple[str, ...]:
-    token = base64.b64encode(f"{connection.user}:{connection.password}".encode()).decode()
-    return tuple(secret for secret in (connection.password, token) if len(secret) >= 4)
-
-
 def doctor(
     terminal: Terminal,
     *,
@@ -563,6 +555,7 @@ def doctor(
         report.emit(Line(FAIL, "configuration", str(exc)))
         return False
     connection = resolved.connection
+    terminal.redactor.add_login(connection.user, connection.password)
     report.emit(
         Line(
             OK,

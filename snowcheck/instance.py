@@ -12,7 +12,6 @@ the Authorization header never appear in an error, a log line or a repr.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
@@ -34,7 +33,7 @@ from snowcheck.errors import InstanceError, PartialWrite
 from snowcheck.plan import Action, Change, Plan
 from snowcheck.query import and_, chunk_in, eq
 from snowcheck.records import ISSUE_TABLE
-from snowcheck.redact import redact
+from snowcheck.redact import Redactor
 
 log = logging.getLogger("snowcheck.instance")
 
@@ -64,11 +63,6 @@ _SPACES = re.compile(r"\s+")
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _basic_token(user: str, password: str) -> str:
-    """The credential part of the Authorization header, to keep it out of any text we emit."""
-    return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def _read_roles(table: str) -> str:
@@ -233,14 +227,7 @@ class Instance:
         self._lock = threading.Lock()
         self._progress_lock = threading.Lock()
         self._backoff = tenacity.wait_exponential_jitter(multiplier=1, max=max_wait, jitter=1)
-        self._secrets = tuple(
-            secret
-            for secret in (
-                connection.password,
-                _basic_token(connection.user, connection.password),
-            )
-            if len(secret) >= 4
-        )
+        self._redactor = Redactor.for_login(connection.user, connection.password)
 
         self.requests_made = 0
         self.bytes_received = 0
@@ -748,7 +735,7 @@ class Instance:
         if status in RETRIED_STATUSES:
             # Retry-After is honoured on 503 too, where servers also send it.
             delay = _retry_delay(response, self._clock())
-            raise _Transient(status, delay, _servicenow_reason(response))
+            raise _Transient(status, delay, self._reason(response))
         if status >= 400:
             raise self._http_error(response, table=table, doing=doing)
         if 200 <= status < 300:
@@ -764,9 +751,10 @@ class Instance:
                 status=status,
             )
         if "result" not in body and isinstance(body.get("error"), dict):
-            reason = _servicenow_reason(response)
+            reason = self._reason(response)
+            said = f"HTTP {status}: {reason}" if reason else f"HTTP {status}"
             raise self._error(
-                f"the instance reported an error {doing} (HTTP {status}: {reason})",
+                f"the instance reported an error {doing} ({said})",
                 table=table,
                 status=status,
             )
@@ -792,7 +780,12 @@ class Instance:
     # -- errors --------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        return redact(text, self._secrets, mask="***")
+        return self._redactor(text)
+
+    def _reason(self, response: requests.Response) -> str:
+        """The instance's words for an error, or '' (the status line alone) if they could
+        echo a secret that cannot be masked, such as a password of under six characters."""
+        return self._redactor.echo_safe(_servicenow_reason(response))
 
     def _error(self, message: str, *, table: str, status: int | None = None) -> InstanceError:
         return InstanceError(self._scrub(message), table=table, status=status)
@@ -828,7 +821,7 @@ class Instance:
 
     def _http_error(self, response: requests.Response, *, table: str, doing: str) -> InstanceError:
         status = response.status_code
-        reason = _servicenow_reason(response)
+        reason = self._reason(response)
         said = f"HTTP {status}: {reason}" if reason else f"HTTP {status}"
         user = self.connection.user
         reading = doing.startswith("reading")

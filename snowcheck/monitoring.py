@@ -12,7 +12,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -20,7 +20,7 @@ from enum import IntEnum
 from snowcheck.check import Outcome
 from snowcheck.errors import ConfigError
 from snowcheck.plan import Action, Change
-from snowcheck.redact import redact
+from snowcheck.redact import Redactor
 from snowcheck.render import literal
 from snowcheck.rules import RULES, Who
 
@@ -311,16 +311,11 @@ def write_textfile_atomically(path: str, text: str) -> None:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites each record's message and traceback with ``redact`` before any output."""
+    """Rewrites each record's message and traceback with a ``Redactor`` before any output."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, redactor: Redactor) -> None:
         super().__init__()
-        self.secrets = tuple(secret for secret in secrets if secret)
-
-    def add(self, secret: str) -> None:
-        """Redact ``secret`` too, from now on (the password is known after the log opens)."""
-        if secret and secret not in self.secrets:
-            self.secrets = (*self.secrets, secret)
+        self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -328,14 +323,14 @@ class RedactingFilter(logging.Filter):
         except (TypeError, ValueError):
             # A bad format string: keep what was logged rather than break the caller.
             message = f"{record.msg} (unformatted arguments: {record.args!r})"
-        record.msg = redact(message, self.secrets)
+        record.msg = self.redactor(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self.secrets)
+            record.exc_text = self.redactor(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info, self.secrets)
+            record.stack_info = self.redactor(record.stack_info)
         return True
 
 
@@ -356,11 +351,12 @@ class UtcLineFormatter(logging.Formatter):
 
 
 def open_log_file(
-    path: str, *, secrets: Iterable[str] = (), level: int = logging.INFO
+    path: str, *, redactor: Redactor | None = None, level: int = logging.INFO
 ) -> logging.Handler:
     """A handler appending redacted, timestamped lines to ``path``.
 
-    Pass the password (and any other secret the run knows) in ``secrets``.
+    Pass the run's ``redactor`` (the terminal's): secrets added to it later are
+    hidden from the log file too.
     """
     try:
         handler = logging.FileHandler(path, mode="a", encoding="utf-8")
@@ -368,5 +364,5 @@ def open_log_file(
         raise ConfigError(f"cannot open log file {path}: {exc.strerror or exc}") from None
     handler.setLevel(level)
     handler.setFormatter(UtcLineFormatter())
-    handler.addFilter(RedactingFilter(secrets))
+    handler.addFilter(RedactingFilter(redactor if redactor is not None else Redactor()))
     return handler
