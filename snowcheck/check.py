@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from snowcheck.advisories import Advice, advise_snapshot
-from snowcheck.errors import ConfigError, DataError
+from snowcheck.errors import ConfigError, DataError, SnapshotError
 from snowcheck.messages import choose
 from snowcheck.plan import Plan, build_plan, ours_and_open
 from snowcheck.records import (
@@ -63,38 +63,58 @@ def assess(
 def load_snapshot(path: str) -> Snapshot:
     """Read a snapshot file: {"now": "YYYY-MM-DD HH:MM:SS", "tables": {table: [rows]}}.
 
+    Every one of the seven tables must be there (an empty list when it has no rows): a
+    missing table would read as an empty one and clear every user. The rows are
+    checked here, so any content error is a SnapshotError (exit 2).
+
     Optional for the advisories: a ``sys_properties`` table, and ``"extra_reads"``, the list
     of EXTRA_READS the tables hold (``all_mid_servers``: ecc_agent rows of every status;
     ``clone_issues``: open InstanceClone issues too). A snapshot without them still loads;
     the advisories that need them are skipped.
     """
     try:
-        document: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+        # utf-8-sig: editors on Windows (and PowerShell's Out-File) start the file with a BOM.
+        document: Any = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"snapshot file {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"cannot read snapshot file {path}: {exc.strerror}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError("snapshot", path, "(file)", f"is not valid JSON ({exc})") from None
+        raise SnapshotError("snapshot", path, "(file)", f"is not valid JSON ({exc})") from None
     if not isinstance(document, dict):
-        raise DataError("snapshot", path, "(file)", "should be a JSON object")
+        raise SnapshotError("snapshot", path, "(file)", "should be a JSON object")
     now = document.get("now")
     if now is None:
-        raise DataError("snapshot", path, "now", "is missing: give YYYY-MM-DD HH:MM:SS (UTC)")
+        raise SnapshotError("snapshot", path, "now", "is missing: give YYYY-MM-DD HH:MM:SS (UTC)")
     if not isinstance(now, str):
-        raise DataError("snapshot", path, "now", f"should be YYYY-MM-DD HH:MM:SS, got {now!r}")
+        raise SnapshotError("snapshot", path, "now", f"should be YYYY-MM-DD HH:MM:SS, got {now!r}")
     try:
         moment = parse_time(now)
     except ValueError:
-        raise DataError(
+        raise SnapshotError(
             "snapshot", path, "now", f"should be YYYY-MM-DD HH:MM:SS, got {now!r}"
         ) from None
     tables = document.get("tables")
     if not isinstance(tables, dict):
-        raise DataError("snapshot", path, "tables", "should be an object of table name to rows")
+        raise SnapshotError("snapshot", path, "tables", "should be an object of table name to rows")
     unknown = sorted(set(tables) - set(TABLES) - set(OPTIONAL_TABLES))
     if unknown:
-        raise DataError("snapshot", path, "tables", f"names unknown tables {', '.join(unknown)}")
+        raise SnapshotError(
+            "snapshot", path, "tables", f"names unknown tables {', '.join(unknown)}"
+        )
+    missing = [table for table in TABLES if table not in tables]
+    if missing:
+        raise SnapshotError(
+            "snapshot",
+            path,
+            "tables",
+            f"lacks {', '.join(missing)}: a snapshot holds all seven tables the check reads "
+            "(an empty list for a table without rows)",
+        )
+    try:
+        Inventory.from_tables(tables)
+    except DataError as exc:
+        raise SnapshotError(exc.table, exc.sys_id, exc.field, exc.problem) from None
     return Snapshot(
         now=moment, tables=tables, clock_source="snapshot", extra_reads=_extra_reads(document, path)
     )
@@ -103,10 +123,10 @@ def load_snapshot(path: str) -> Snapshot:
 def _extra_reads(document: dict[str, Any], path: str) -> frozenset[str]:
     listed = document.get("extra_reads", [])
     if not isinstance(listed, list) or not all(isinstance(read, str) for read in listed):
-        raise DataError("snapshot", path, "extra_reads", "should be a list of names")
+        raise SnapshotError("snapshot", path, "extra_reads", "should be a list of names")
     unknown = sorted(set(listed) - set(EXTRA_READS))
     if unknown:
-        raise DataError(
+        raise SnapshotError(
             "snapshot", path, "extra_reads", f"names unknown reads {', '.join(unknown)}"
         )
     # A sys_properties table in the file is itself the sign that it was read.

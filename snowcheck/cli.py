@@ -96,7 +96,7 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     rules = parser.add_argument_group("the check")
     rules.add_argument(
         "--window",
-        help="reporting period: 4h, 5m, 90s, or milliseconds as the job takes (default 4h)",
+        help="reporting period with its unit: 4h, 5m, 90s, 4h30m, or 300000ms (default 4h)",
     )
     rules.add_argument(
         "--source", help=f"issue source written and matched (default {DEFAULT_SOURCE})"
@@ -161,7 +161,8 @@ def _check_parser(commands: Subparsers) -> None:
     writing.add_argument(
         "--force",
         action="store_true",
-        help="apply even a plan that resolves every open issue while no MID user was seen",
+        help="apply even a plan the guards refuse (no MID user seen, rows an ACL hides, "
+        "issues resolved with a window shorter than 4h)",
     )
     writing.add_argument(
         "--lock-file",

@@ -59,3 +59,12 @@ class PartialWrite(InstanceError):
         """The plan's changes written before the failure (snowcheck.plan.Change values)."""
         self.not_applied = not_applied
         """The failed change first, then the ones never attempted."""
+
+
+class SnapshotError(DataError):
+    """A snapshot file's content is wrong: a usage error like a missing file (exit 2).
+
+    ``table`` is "snapshot" for the file's own structure, or the table of the bad row.
+    """
+
+    exit_code = 2

@@ -106,7 +106,8 @@ class _Reader:
         value = self._raw(field, required)
         if value == "" and not required:
             return default
-        # Identity, not equality: 1 == True, and a number is not a boolean string.
+        # As the Table API sends it ("true") or as JSON's own type (true). Identity, not
+        # equality: 1 == True, and a number is not a boolean.
         if value == "true" or value is True:
             return True
         if value == "false" or value is False:
@@ -129,6 +130,9 @@ class _Reader:
         value = self._raw(field, True)
         if value == "":
             return 0
+        # As the Table API sends it ("2") or as JSON's own type (2); a bool is not a number.
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
         if not (isinstance(value, str) and value.isascii() and value.isdigit()):
             raise self.fail(field, f"should be a whole number, got {value!r}")
         try:

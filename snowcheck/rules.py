@@ -151,21 +151,34 @@ def window_start(now: datetime, length: timedelta) -> datetime:
         ) from None
 
 
-_WINDOW = re.compile(r"\s*([0-9]+)\s*(ms|h|m|s)?\s*")
+# Units largest first, each at most once: 4h, 5m, 90s, 4h30m, 300000ms. A bare number is
+# refused: the job takes milliseconds, people mean minutes, and 5 ms is never what was meant.
+_WINDOW = re.compile(
+    "".join(rf"(?:(?P<{unit}>[0-9]{{1,15}}){unit})?" for unit in ("h", "m", "s", "ms"))
+)
+_WINDOW_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 MAX_WINDOW = timedelta(days=31)
 """sysevent keeps about a week; a longer window only hides typos (and overflows dates)."""
 
 
 def parse_window(text: str) -> timedelta:
-    """``4h``, ``5m``, ``90s``, or bare milliseconds as the job's checkConnectivity(ms) takes."""
-    match = _WINDOW.fullmatch(text)
-    if not match or int(match.group(1)) == 0:
+    """``4h``, ``5m``, ``90s``, ``4h30m`` or ``300000ms``: a duration always with its unit."""
+    given = text.strip()
+    if given.isascii() and given.isdigit() and len(given) <= 15 and int(given) > 0:
         raise ConfigError(
-            f"invalid window {text!r}: give a positive duration such as 4h, 5m, 90s, "
-            "or milliseconds such as 14400000"
+            f"invalid window {text!r}: give a unit, e.g. {int(given)}m for minutes, "
+            f"{int(given)}s, {int(given)}h, or {int(given)}ms for milliseconds"
         )
-    amount, unit = int(match.group(1)), match.group(2) or "ms"
-    seconds = amount * {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}[unit]
+    match = _WINDOW.fullmatch(given)
+    amounts = {
+        unit: int(value) for unit, value in (match.groupdict() if match else {}).items() if value
+    }
+    seconds = sum(amount * _WINDOW_UNITS[unit] for unit, amount in amounts.items())
+    if not amounts or seconds <= 0:
+        raise ConfigError(
+            f"invalid window {text!r}: give a positive duration with its unit, such as 4h, "
+            "5m, 90s, 4h30m or 300000ms"
+        )
     if seconds > MAX_WINDOW.total_seconds():
         raise ConfigError(
             f"invalid window {text!r}: at most {MAX_WINDOW.days} days (sysevent keeps about a week)"

@@ -11,9 +11,9 @@ import pytest
 from factories import issue_row, one_user
 
 from snowcheck.check import Outcome, assess, load_snapshot
-from snowcheck.errors import ConfigError, DataError
+from snowcheck.errors import ConfigError, DataError, SnapshotError
 from snowcheck.messages import DOCS, KINGSTON
-from snowcheck.records import Snapshot
+from snowcheck.records import TABLES
 from snowcheck.rules import RULES
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "snapshot.json"
@@ -275,16 +275,26 @@ def test_not_utf8_is_a_data_error(tmp_path: Path) -> None:
         load_snapshot(str(path))
 
 
-def test_bad_row_in_snapshot_surfaces_when_assessed(tmp_path: Path) -> None:
+def test_bad_row_in_snapshot_is_refused_when_loaded(tmp_path: Path) -> None:
     document = json.loads(EXAMPLE.read_text(encoding="utf-8"))
     document["tables"]["sysevent"][0]["sys_created_on"] = "yesterday"
-    snapshot: Snapshot = load_snapshot(str(snapshot_file(tmp_path, document)))
-    with pytest.raises(DataError, match="sysevent record 5636ec92a2676eeb459a4dca57456970"):
-        assess(snapshot, instance="x", window=timedelta(hours=4), source=SOURCE, messages="docs")
+    with pytest.raises(SnapshotError) as raised:
+        load_snapshot(str(snapshot_file(tmp_path, document)))
+    assert raised.value.exit_code == 2
+    assert str(raised.value).startswith("sysevent record 5636ec92a2676eeb459a4dca57456970:")
 
 
 def test_empty_tables_are_allowed(tmp_path: Path) -> None:
-    path = snapshot_file(tmp_path, {"now": "2026-11-25 12:00:00", "tables": {}})
+    tables: dict[str, list[Any]] = {table: [] for table in TABLES}
+    path = snapshot_file(tmp_path, {"now": "2026-11-25 12:00:00", "tables": tables})
     outcome = check(path)
     assert outcome.evaluation.findings == ()
     assert outcome.plan.changes == ()
+
+
+@pytest.mark.parametrize("missing", TABLES)
+def test_a_missing_table_is_named(tmp_path: Path, missing: str) -> None:
+    tables: dict[str, list[Any]] = {table: [] for table in TABLES if table != missing}
+    path = snapshot_file(tmp_path, {"now": "2026-11-25 12:00:00", "tables": tables})
+    with pytest.raises(SnapshotError, match=f"field 'tables' lacks {missing}: "):
+        load_snapshot(str(path))

@@ -205,9 +205,9 @@ def test_missing_snapshot_is_a_usage_error(tmp_path: Path) -> None:
         (lambda d: d.pop("now"), "field 'now' is missing"),
     ],
 )
-def test_bad_data_exits_1_naming_table_and_field(tmp_path: Path, change: Any, says: str) -> None:
+def test_bad_data_exits_2_naming_table_and_field(tmp_path: Path, change: Any, says: str) -> None:
     result = run("check", "--snapshot", snapshot(tmp_path, change))
-    assert result.code == 1
+    assert result.code == 2
     assert says in result.err
     assert result.out == ""
     assert "Traceback" not in result.err

@@ -23,7 +23,7 @@ from snowcheck.output.monitoring import (
     write_textfile_atomically,
 )
 from snowcheck.plan import Action
-from snowcheck.redact import REDACTED, redact
+from snowcheck.redact import REDACTED, Redactor, redact
 from snowcheck.rules import RULES
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "snapshot.json"
@@ -368,7 +368,7 @@ PASSWORD = "s3cr/t p@ss"
 @pytest.fixture
 def log(tmp_path: Path) -> Any:
     path = tmp_path / "snowcheck.log"
-    handler = open_log_file(str(path), secrets=[PASSWORD, ""])
+    handler = open_log_file(str(path), redactor=Redactor([PASSWORD, ""]))
     logger = logging.getLogger("snowcheck.test_monitoring")
     logger.setLevel(logging.DEBUG)
     logger.propagate = False

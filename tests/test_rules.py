@@ -812,9 +812,11 @@ def test_window_bounds(window: timedelta, created_on: str, inside: bool) -> None
         pytest.param("4h", timedelta(hours=4), id="4h"),
         pytest.param("5m", timedelta(minutes=5), id="5m"),
         pytest.param("90s", timedelta(seconds=90), id="90s"),
-        pytest.param("14400000", timedelta(hours=4), id="ms-4h"),
-        pytest.param("300000", timedelta(minutes=5), id="ms-5m"),
-        pytest.param("300000ms", timedelta(minutes=5), id="ms-suffix"),
+        pytest.param("14400000ms", timedelta(hours=4), id="ms-4h"),
+        pytest.param("300000ms", timedelta(minutes=5), id="ms-5m"),
+        pytest.param("4h30m", timedelta(hours=4, minutes=30), id="compound"),
+        pytest.param("1h1m1s500ms", timedelta(hours=1, minutes=1, seconds=1.5), id="every-unit"),
+        pytest.param(" 5m ", timedelta(minutes=5), id="spaces-around"),
     ],
 )
 def test_parse_window(text: str, expected: timedelta) -> None:
@@ -831,12 +833,24 @@ def test_parse_window(text: str, expected: timedelta) -> None:
         pytest.param("-5m", id="negative"),
         pytest.param("4d", id="unknown-unit"),
         pytest.param("1.5h", id="fraction"),
-        pytest.param("4h30m", id="compound"),
+        pytest.param("30m4h", id="compound-out-of-order"),
+        pytest.param("5m5m", id="unit-twice"),
+        pytest.param("5 m", id="space-inside"),
+        pytest.param("5", id="bare-number"),
+        pytest.param("14400000", id="bare-milliseconds"),
     ],
 )
 def test_parse_window_rejects(text: str) -> None:
     with pytest.raises(ConfigError, match="invalid window"):
         parse_window(text)
+
+
+def test_a_bare_number_is_refused_with_the_unit_suggested() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_window("5")
+    assert str(raised.value) == (
+        "invalid window '5': give a unit, e.g. 5m for minutes, 5s, 5h, or 5ms for milliseconds"
+    )
 
 
 def test_parse_window_rejects_a_window_too_large_for_timedelta() -> None:

@@ -17,7 +17,6 @@ from snowcheck.commands.live import live_check
 from snowcheck.errors import ConfigError, PartialWrite, SnowcheckError
 from snowcheck.locking import InstanceLock, LockHeld, default_lock_path
 from snowcheck.output.monitoring import (
-    RedactingFilter,
     nagios_report,
     open_log_file,
     prometheus_text,
@@ -27,7 +26,7 @@ from snowcheck.output.monitoring import (
 from snowcheck.output.report import Terminal
 from snowcheck.plan import Change
 from snowcheck.prompt import password_prompt
-from snowcheck.redact import redact
+from snowcheck.redact import Redactor
 from snowcheck.servicenow.instance import Instance
 from snowcheck.settings import (
     CheckOptions,
@@ -59,15 +58,8 @@ class RunRecord:
     outcome: Outcome | None = None
     applied: tuple[Change, ...] | None = None
     requests: int = 0
-    secrets: tuple[str, ...] = ()
-    log_handler: logging.Handler | None = None
-
-    def add_secret(self, secret: str) -> None:
-        """Hide ``secret`` from the outputs, the log file included (opened before it was known)."""
-        self.secrets = (*self.secrets, secret)
-        for log_filter in self.log_handler.filters if self.log_handler else ():
-            if isinstance(log_filter, RedactingFilter):
-                log_filter.add(secret)
+    redactor: Redactor = field(default_factory=Redactor)
+    """The terminal's: one redactor for the terminal, the log file and the errors."""
 
     @property
     def elapsed(self) -> float:
@@ -121,7 +113,7 @@ def _live(
         terminal.warn(warning)
     connection = resolved.connection
     record.instance_url = connection.base_url
-    record.add_secret(connection.password)
+    record.redactor.add_login(connection.user, connection.password)
 
     lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if options.apply and not options.no_lock:
@@ -173,8 +165,7 @@ def _log_file(path: str | None, record: RunRecord) -> Iterator[None]:
     if not path:
         yield
         return
-    handler = open_log_file(path, secrets=record.secrets)
-    record.log_handler = handler
+    handler = open_log_file(path, redactor=record.redactor)
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
@@ -217,7 +208,7 @@ def run_check(options: CheckOptions, terminal: Terminal) -> int:
         raise ConfigError(
             "--snapshot reads a file: it cannot be combined with --instance or --profile"
         )
-    record = RunRecord()
+    record = RunRecord(redactor=terminal.redactor)
     try:
         with _log_file(options.output.log_file, record):
             if options.snapshot:
@@ -237,7 +228,7 @@ def run_check(options: CheckOptions, terminal: Terminal) -> int:
         if options.output.format == "nagios":
             text, code = nagios_report(
                 None,
-                error=redact(str(exc), record.secrets),
+                error=record.redactor(str(exc)),
                 elapsed=record.elapsed,
                 applied=False,
             )
@@ -284,7 +275,7 @@ class ProfileResult:
 
 def _run_profile(options: CheckOptions, name: str, file_config: Mapping[str, Any]) -> ProfileResult:
     quiet = Terminal(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True)
-    record = RunRecord()
+    record = RunRecord(redactor=quiet.redactor)
     where = replace(options.connection, instance=None, user=None)
     profile_options = replace(options, connection=where)
     try:
@@ -295,7 +286,7 @@ def _run_profile(options: CheckOptions, name: str, file_config: Mapping[str, Any
     except SnowcheckError as exc:
         if isinstance(exc, LockHeld):
             return ProfileResult(name, record.instance_url, None, False, str(exc), EXIT_OK)
-        message = redact(str(exc), record.secrets)
+        message = record.redactor(str(exc))
         return ProfileResult(name, record.instance_url, None, False, message, exc.exit_code)
     return ProfileResult(name, record.instance_url, outcome, record.applied is not None, None, 0)
 

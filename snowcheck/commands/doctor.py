@@ -244,6 +244,7 @@ def doctor(
         report.emit(Line(FAIL, "configuration", str(exc)))
         return False
     connection = resolved.connection
+    terminal.redactor.add_login(connection.user, connection.password)
     report.emit(
         Line(
             OK,

@@ -26,6 +26,7 @@ from snowcheck.records import (
     USER_TABLE,
     format_time,
 )
+from snowcheck.redact import Redactor
 from snowcheck.rules import LOGIN_EVENTS, SCHEDULING_MARGIN
 from snowcheck.servicenow.errors import InstanceHibernating
 from snowcheck.servicenow.instance import Instance
@@ -147,7 +148,9 @@ class TableChecks:
         self.write = write
         self.emit = emit
         self.user = instance.connection.user
-        self.secrets = secrets_of(instance.connection)
+        self.redactor = Redactor.for_login(instance.connection.user, instance.connection.password)
+        for secret in secrets_of(instance.connection):
+            self.redactor.add(secret)
         self.clock_sample: tuple[datetime, datetime] | None = None
         """The local clock just before and after the request that set ``instance.now``."""
         self.role_ids: list[str] = []
@@ -158,10 +161,7 @@ class TableChecks:
 
     def _said(self, exc: InstanceError) -> str:
         """An error's text; Instance already keeps secrets out, this makes sure of it."""
-        text = str(exc)
-        for secret in self.secrets:
-            text = text.replace(secret, "****")
-        return text
+        return self.redactor(str(exc))
 
     def _read(self, table: str, read: Callable[[], Rows]) -> Rows | InstanceError:
         """Run one read, catching its error, and sample the clocks around the first answer."""

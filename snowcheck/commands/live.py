@@ -11,6 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from snowcheck.check import Outcome, assess
+from snowcheck.guards import (
+    raise_if_rows_hidden,
+    raise_if_short_window_resolves,
+    short_window_warning,
+)
 from snowcheck.plan import Action, Change
 from snowcheck.pull import pull_snapshot
 from snowcheck.servicenow.instance import Instance
@@ -72,6 +77,11 @@ def live_check(
     if not apply:
         return Checked(outcome, None)
     plan.raise_if_unsafe(saw_mid_users=outcome.evaluation.saw_mid_users, force=force)
+    raise_if_rows_hidden(outcome.inventory, force=force)
+    short_window = short_window_warning(settings.window)
+    if short_window:
+        warn(short_window)
+    raise_if_short_window_resolves(plan, window=settings.window, force=force)
     write = write or WriteSettings()
     writer = WriteBack(instance, batch=write.batch, batch_items=write.batch_items)
     applied = writer.apply(plan, on_change=on_change)

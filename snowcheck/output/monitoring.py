@@ -12,7 +12,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -21,7 +21,7 @@ from snowcheck.check import Outcome
 from snowcheck.errors import ConfigError
 from snowcheck.output.text import literal
 from snowcheck.plan import Action, Change
-from snowcheck.redact import redact
+from snowcheck.redact import Redactor
 from snowcheck.rules import RULES, Who
 
 # Nagios --------------------------------------------------------------------------------------
@@ -70,6 +70,10 @@ def _plan_counts(changes: Sequence[Change]) -> str:
     )
 
 
+NAGIOS_DETAIL_LINES = 20
+"""At most this many lines after the status line: monitoring UIs show the first ones only."""
+
+
 def nagios_report(
     outcome: Outcome | None, *, error: str | None = None, elapsed: float, applied: bool
 ) -> tuple[str, int]:
@@ -109,7 +113,12 @@ def nagios_report(
         + [_perf("findings", len(findings)), _perf("changes", len(changes)), elapsed_perf]
     )
     lines = [f"SNOWCHECK {state.name} - {summary} | {perfdata}"]
-    lines += [_nagios_text(finding.message) for finding in findings]
+    if len(findings) <= NAGIOS_DETAIL_LINES:
+        lines += [_nagios_text(finding.message) for finding in findings]
+    else:
+        shown = NAGIOS_DETAIL_LINES - 1
+        lines += [_nagios_text(finding.message) for finding in findings[:shown]]
+        lines.append(f"... and {len(findings) - shown} more findings (--format json lists all)")
     return "\n".join(lines) + "\n", int(state)
 
 
@@ -302,16 +311,11 @@ def write_textfile_atomically(path: str, text: str) -> None:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites each record's message and traceback with ``redact`` before any output."""
+    """Rewrites each record's message and traceback with a ``Redactor`` before any output."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, redactor: Redactor) -> None:
         super().__init__()
-        self.secrets = tuple(secret for secret in secrets if secret)
-
-    def add(self, secret: str) -> None:
-        """Redact ``secret`` too, from now on (the password is known after the log opens)."""
-        if secret and secret not in self.secrets:
-            self.secrets = (*self.secrets, secret)
+        self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -319,14 +323,14 @@ class RedactingFilter(logging.Filter):
         except (TypeError, ValueError):
             # A bad format string: keep what was logged rather than break the caller.
             message = f"{record.msg} (unformatted arguments: {record.args!r})"
-        record.msg = redact(message, self.secrets)
+        record.msg = self.redactor(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self.secrets)
+            record.exc_text = self.redactor(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info, self.secrets)
+            record.stack_info = self.redactor(record.stack_info)
         return True
 
 
@@ -347,11 +351,12 @@ class UtcLineFormatter(logging.Formatter):
 
 
 def open_log_file(
-    path: str, *, secrets: Iterable[str] = (), level: int = logging.INFO
+    path: str, *, redactor: Redactor | None = None, level: int = logging.INFO
 ) -> logging.Handler:
     """A handler appending redacted, timestamped lines to ``path``.
 
-    Pass the password (and any other secret the run knows) in ``secrets``.
+    Pass the run's ``redactor`` (the terminal's): secrets added to it later are
+    hidden from the log file too.
     """
     try:
         handler = logging.FileHandler(path, mode="a", encoding="utf-8")
@@ -359,5 +364,5 @@ def open_log_file(
         raise ConfigError(f"cannot open log file {path}: {exc.strerror or exc}") from None
     handler.setLevel(level)
     handler.setFormatter(UtcLineFormatter())
-    handler.addFilter(RedactingFilter(secrets))
+    handler.addFilter(RedactingFilter(redactor if redactor is not None else Redactor()))
     return handler

@@ -7,10 +7,11 @@ Reports go to stdout, diagnostics to stderr.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
@@ -22,6 +23,7 @@ from snowcheck.errors import PartialWrite
 from snowcheck.output.text import Glyphs, Trimmed, data, labelled, literal
 from snowcheck.plan import Action, Change
 from snowcheck.records import format_time
+from snowcheck.redact import Redactor
 from snowcheck.remedies import hint
 from snowcheck.rules import Finding
 
@@ -52,8 +54,42 @@ def finding_view(
     return Group(head, message, labelled(rows, 3), *([Text()] if spaced else []))
 
 
+class _Redacting(io.TextIOBase):
+    """A text stream that redacts what is written before passing it on.
+
+    rich writes each print whole (or in whole lines when large), so a secret on
+    one line reaches ``write`` in one piece.
+    """
+
+    def __init__(self, stream: IO[str], redactor: Redactor) -> None:
+        super().__init__()
+        self.stream = stream
+        self.redactor = redactor
+
+    def write(self, text: str) -> int:
+        self.stream.write(self.redactor(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+
 class Terminal:
-    """Owns the stdout and stderr consoles; tests pass files and a fixed width."""
+    """Owns the stdout and stderr consoles; tests pass files and a fixed width.
+
+    Everything written to either, the report and the JSON document included, goes
+    through ``redactor``: the one the log file and the run's errors use too.
+    """
 
     def __init__(
         self,
@@ -62,9 +98,13 @@ class Terminal:
         *,
         width: int | None = None,
         quiet: bool = False,
+        redactor: Redactor | None = None,
     ) -> None:
-        self.out = Console(file=stdout or sys.stdout, width=width, highlight=False, emoji=False)
-        self.err = Console(file=stderr or sys.stderr, width=width, highlight=False, emoji=False)
+        self.redactor = redactor if redactor is not None else Redactor()
+        out = cast(IO[str], _Redacting(stdout or sys.stdout, self.redactor))
+        err = cast(IO[str], _Redacting(stderr or sys.stderr, self.redactor))
+        self.out = Console(file=out, width=width, highlight=False, emoji=False)
+        self.err = Console(file=err, width=width, highlight=False, emoji=False)
         self.quiet = quiet
 
     # Diagnostics ---------------------------------------------------------------------------

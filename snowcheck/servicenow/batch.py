@@ -25,7 +25,6 @@ from snowcheck.servicenow.exchange import (
     Transient,
     is_transient,
     retry_delay,
-    servicenow_reason,
     unanswered,
 )
 
@@ -187,7 +186,7 @@ def item_error(
     exchange: Exchange, answer: ItemAnswer, *, table: str, doing: str, tries: int
 ) -> InstanceError:
     """The one-line error of a failed batch item, as if it had been sent alone."""
-    reason = servicenow_reason(answer.content)
+    reason = exchange.reason(answer.content)
     if answer.status in RETRIED_STATUSES:
         transient = Transient(answer.status, None, reason)
         return exchange.failure(transient, table=table, doing=doing, tries=tries)

@@ -21,7 +21,7 @@ import pysnow
 import requests
 
 from snowcheck.errors import InstanceError
-from snowcheck.redact import redact
+from snowcheck.redact import Redactor
 from snowcheck.servicenow import errors
 from snowcheck.servicenow.session import Connection, Session, secrets_of, table_client
 
@@ -172,7 +172,9 @@ class Exchange:
         self.session = session
         self.local_clock = local_clock
         self.clock = Clock(connection.host, local_clock)
-        self.secrets = secrets_of(connection)
+        self.redactor = Redactor.for_login(connection.user, connection.password)
+        for secret in secrets_of(connection):
+            self.redactor.add(secret)
         self.requests_made = 0
         self.bytes_received = 0
         self.bytes_sent = 0
@@ -180,7 +182,12 @@ class Exchange:
         self._client = table_client(connection, session)
 
     def scrub(self, text: str) -> str:
-        return redact(text, self.secrets, mask="***")
+        return self.redactor(text)
+
+    def reason(self, content: bytes) -> str:
+        """The instance's words for an error, or '' (the status line alone) if they could
+        echo a secret that cannot be masked, such as a password of under six characters."""
+        return self.redactor.echo_safe(servicenow_reason(content))
 
     def error(
         self,
@@ -251,9 +258,9 @@ class Exchange:
         if status in RETRIED_STATUSES:
             # Retry-After is honoured on 503 too, where servers also send it.
             delay = retry_delay(response.headers, self.local_clock())
-            raise Transient(status, delay, servicenow_reason(content))
+            raise Transient(status, delay, self.reason(content))
         if status >= 400:
-            raise self.http_error(status, servicenow_reason(content), table=table, doing=doing)
+            raise self.http_error(status, self.reason(content), table=table, doing=doing)
         if 200 <= status < 300:
             self.clock.note(response.headers)
         try:
@@ -268,9 +275,10 @@ class Exchange:
                 kind=errors.BadAnswer,
             )
         if "result" not in body and isinstance(body.get("error"), dict):
-            reason = servicenow_reason(content)
+            reason = self.reason(content)
+            said = f"HTTP {status}: {reason}" if reason else f"HTTP {status}"
             raise self.error(
-                f"the instance reported an error {doing} (HTTP {status}: {reason})",
+                f"the instance reported an error {doing} ({said})",
                 table=table,
                 status=status,
                 kind=errors.BadAnswer,
