@@ -12,13 +12,14 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from snowcheck.connection import ResolvedConnection, config_path, load_config_file
 from snowcheck.connection import resolve_connection as _resolve_connection
 from snowcheck.errors import ConfigError
+from snowcheck.guards import DEFAULT_MAX_CHANGES
 from snowcheck.messages import CHOICES
 from snowcheck.plan import DEFAULT_SOURCE
 from snowcheck.pull import DEFAULT_CONCURRENCY
@@ -41,6 +42,7 @@ CONFIG_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "apply": bool,  # false: this profile refuses --apply
     "batch": bool,  # write through the Batch API
     "batch_size": int,  # changes per batch request
+    "max_changes": int,  # the largest plan --apply writes without --force (0: no limit)
 }
 """Every key a config file may hold, at the top or in [instances.NAME], with its TOML type."""
 
@@ -101,6 +103,26 @@ class CheckOptions:
     force: bool = False
     lock_file: str | None = None
     no_lock: bool = False
+    max_changes: int | None = None
+    """--max-changes (None: the profile's ``max_changes``, else the default)."""
+    show_all: bool = False
+    """--all: every finding in the table report, not only the first ones."""
+    out: str | None = None
+    """--out PLAN: write the plan, with the before-state of its issues, for ``apply``."""
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """``snowcheck apply PLAN``'s command line."""
+
+    plan: str
+    connection: ConnectionOptions
+    force: bool = False
+    max_changes: int | None = None
+    lock_file: str | None = None
+    no_lock: bool = False
+    quiet: bool = False
+    log_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,8 @@ class WriteSettings:
     """Changes per batch request (``batch_size``)."""
     allowed: bool = True
     """False: the profile refuses --apply (``apply = false``)."""
+    max_changes: int = DEFAULT_MAX_CHANGES
+    """The largest plan written without --force (``max_changes``; 0: no limit)."""
 
 
 # The config file -----------------------------------------------------------------------------
@@ -190,11 +214,43 @@ def check_keys(document: Mapping[str, Any]) -> None:
                 raise _unknown_key(key, f"[instances.{name}]")
 
 
+_TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _has_type(value: Any, expected: type | tuple[type, ...]) -> bool:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    # TOML's true is a Python bool, which is also an int: only bool accepts it.
+    if isinstance(value, bool):
+        return bool in kinds
+    return isinstance(value, kinds)
+
+
+def check_types(document: Mapping[str, Any]) -> None:
+    """Refuse a value of the wrong type (``apply = "false"``, ``apply = 0``), naming the key."""
+    profiles = document.get(PROFILES, {})
+    tables: list[tuple[str, Mapping[str, Any]]] = [("the config file's top level", document)]
+    if isinstance(profiles, Mapping):
+        tables += [
+            (f"[instances.{name}]", table)
+            for name, table in profiles.items()
+            if isinstance(table, Mapping)
+        ]
+    for where, table in tables:
+        for key, value in table.items():
+            expected = CONFIG_KEYS.get(key)
+            if expected is None or _has_type(value, expected):
+                continue
+            kinds = expected if isinstance(expected, tuple) else (expected,)
+            wanted = " or ".join(_TYPE_NAMES.get(kind, kind.__name__) for kind in kinds)
+            raise ConfigError(f"config key {key!r} in {where} must be {wanted}, got {value!r}")
+
+
 def load_file(config: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
-    """The config file (--config, else SNOWCHECK_CONFIG, else none: {}), its keys checked."""
+    """The config file (--config, else SNOWCHECK_CONFIG, else none: {}), keys and types checked."""
     path = config_path(config, environ)
     document = load_config_file(path) if path else {}
     check_keys(document)
+    check_types(document)
     return document
 
 
@@ -262,9 +318,46 @@ def write_settings(profile: Mapping[str, Any]) -> WriteSettings:
     size = profile.get("batch_size", DEFAULT_BATCH_ITEMS)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError("config key 'batch_size' must be a positive whole number")
-    return WriteSettings(
-        batch=batch, batch_items=size, allowed=profile.get("apply", True) is not False
-    )
+    allowed = profile.get("apply", True)
+    if not isinstance(allowed, bool):
+        raise ConfigError(f"config key 'apply' must be true or false, got {allowed!r}")
+    most = profile.get("max_changes", DEFAULT_MAX_CHANGES)
+    if isinstance(most, bool) or not isinstance(most, int) or most < 0:
+        raise ConfigError("config key 'max_changes' must be a whole number, 0 for no limit")
+    return WriteSettings(batch=batch, batch_items=size, allowed=allowed, max_changes=most)
+
+
+OVERRIDING_ENVIRONMENT = (
+    "SERVICENOW_INSTANCE",
+    "SN_HOST",
+    "SERVICENOW_USERNAME",
+    "SN_USERNAME",
+    "SERVICENOW_PASSWORD",
+    "SERVICENOW_PASSWORD_FILE",
+    "SN_PASSWORD",
+)
+"""Variables that choose the instance or the credentials. An explicit profile ignores them;
+so does any other SERVICENOW_* variable (an auth method's secrets)."""
+
+
+def profile_environment(
+    environ: Mapping[str, str], profile: Mapping[str, Any], name: str
+) -> tuple[dict[str, str], list[str]]:
+    """``environ`` without the variables that would override profile ``name``, and a warning
+    naming each one that was set: the profile alone says where and who."""
+    keep = profile.get("password_env")
+    kept: dict[str, str] = {}
+    warnings = []
+    for variable, value in environ.items():
+        overriding = variable in OVERRIDING_ENVIRONMENT or variable.startswith("SERVICENOW_")
+        if overriding and variable != keep and value:
+            warnings.append(
+                f"ignoring {variable}: profile {name!r} takes the instance and credentials "
+                "from the config file only"
+            )
+            continue
+        kept[variable] = value
+    return kept, warnings
 
 
 def resolve_connection(
@@ -274,12 +367,22 @@ def resolve_connection(
     prompt: Callable[[str], str] | None,
     environ: Mapping[str, str] | None = None,
 ) -> ResolvedConnection:
-    """The connection: command line, then environment, then the file (see snowcheck.connection)."""
-    return _resolve_connection(
+    """The connection: command line, then environment, then the file (see snowcheck.connection).
+
+    With a profile named (--profile, or each of --all-profiles) the environment no longer
+    chooses the instance or the credentials: the profile does, and each variable set that
+    would have overridden it is named in a warning.
+    """
+    environment = os.environ if environ is None else environ
+    ignored: list[str] = []
+    if cli.profile is not None:
+        environment, ignored = profile_environment(environment, profile, cli.profile)
+    resolved = _resolve_connection(
         instance=cli.instance,
         user=cli.user,
         ca_bundle=cli.ca_bundle,
         config=profile,
-        environ=os.environ if environ is None else environ,
+        environ=environment,
         prompt=prompt,
     )
+    return replace(resolved, warnings=(*ignored, *resolved.warnings))

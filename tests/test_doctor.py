@@ -362,6 +362,7 @@ def test_example_config_documents_only_keys_snowcheck_reads() -> None:
         # settings.write_settings
         "batch",
         "batch_size",
+        "max_changes",
     }
     document = load_config_file(EXAMPLE)
     keys = {key for key in document if key != "instances"}
