@@ -11,13 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from snowcheck.check import Outcome, assess
+from snowcheck.errors import UnsafePlan
 from snowcheck.guards import (
+    DEFAULT_MAX_CHANGES,
     raise_if_rows_hidden,
     raise_if_short_window_resolves,
+    raise_if_too_many,
     short_window_warning,
 )
 from snowcheck.plan import Action, Change
 from snowcheck.pull import pull_snapshot
+from snowcheck.records import TABLES
 from snowcheck.servicenow.instance import Instance
 from snowcheck.settings import CheckSettings, WriteSettings
 from snowcheck.writeback import WriteBack
@@ -42,12 +46,14 @@ def live_check(
     warn: Callable[[str], None],
     on_change: Callable[[Change], None] | None = None,
     write: WriteSettings | None = None,
+    max_changes: int = DEFAULT_MAX_CHANGES,
 ) -> Checked:
     """Pull everything, plan, and apply only after every read completed and the plan is safe."""
     base_url = instance.connection.base_url
     log.info(
         "check of %s started (window %s, source %s)", base_url, settings.window, settings.source
     )
+    instance.take_filtered()  # only this pull's reads count
     snapshot = pull_snapshot(
         instance,
         window=settings.window,
@@ -77,7 +83,15 @@ def live_check(
     if not apply:
         return Checked(outcome, None)
     plan.raise_if_unsafe(saw_mid_users=outcome.evaluation.saw_mid_users, force=force)
-    raise_if_rows_hidden(outcome.inventory, force=force)
+    raise_if_too_many(plan, max_changes=max_changes, force=force)
+    filtered = [table for table in instance.take_filtered() if table in TABLES]
+    try:
+        raise_if_rows_hidden(outcome.inventory, filtered=filtered, force=force)
+    except UnsafePlan as exc:
+        if plan.changes:
+            raise
+        # Nothing to write: applying the empty plan is a dry run, but the sign stays worth saying.
+        warn(f"the plan is empty, so nothing is written; but {exc}")
     short_window = short_window_warning(settings.window)
     if short_window:
         warn(short_window)

@@ -135,11 +135,14 @@ class Terminal:
         debug: int = 0,
         wide: bool = False,
         brief: bool = False,
+        show_all: bool = False,
     ) -> None:
         """The findings, the plan (or the changes ``applied``) and a one-line summary, on stdout.
 
         ``brief`` (the demo off a terminal): no blank line between findings, and the plan
         one line per change, naming the user, since the findings just above hold the messages.
+        Only the first REPORT_LIMIT findings and changes are shown, with a count of the rest,
+        unless ``show_all`` (--all); the summary line always counts them all.
         """
         from snowcheck.output.plan_diff import plan_brief, plan_view
 
@@ -148,8 +151,10 @@ class Terminal:
         self.out.print()
         if debug >= 1:
             self.debug(outcome, debug, self.out)
-        self.out.print(Trimmed(self._findings(outcome, marks, spaced=not brief)))
-        changes = _changes(outcome, applied)
+        limit = None if show_all else REPORT_LIMIT
+        self.out.print(Trimmed(self._findings(outcome, marks, spaced=not brief, limit=limit)))
+        every_change = _changes(outcome, applied)
+        changes = every_change if limit is None else every_change[:limit]
         if brief:
             plan = plan_brief(
                 changes, marks, outcome.evaluation.findings, applied=applied is not None
@@ -159,6 +164,8 @@ class Terminal:
                 changes, marks, applied=applied is not None, wide=wide, width=self.out.width
             )
         self.out.print(Trimmed(plan))
+        if len(every_change) > len(changes):
+            self.out.print(_more(len(every_change) - len(changes), "changes"))
         self.out.print(self.summary(outcome, applied=applied))
 
     def _heading(self, outcome: Outcome, marks: Glyphs) -> Text:
@@ -182,13 +189,19 @@ class Terminal:
             f"messages {outcome.evaluation.templates.name}",
         )
 
-    def _findings(self, outcome: Outcome, marks: Glyphs, *, spaced: bool) -> RenderableType:
+    def _findings(
+        self, outcome: Outcome, marks: Glyphs, *, spaced: bool, limit: int | None = None
+    ) -> RenderableType:
         findings = outcome.evaluation.findings
         if not findings:
             return Text.assemble(("Findings: ", "bold"), ("none", "green"), "\n")
         parts: list[RenderableType] = [Text(f"Findings ({len(findings)})", style="bold")]
-        for number, finding in enumerate(findings, 1):
+        shown = findings if limit is None else findings[:limit]
+        for number, finding in enumerate(shown, 1):
             parts.append(finding_view(number, finding, marks, spaced=spaced))
+        if len(findings) > len(shown):
+            parts.append(_more(len(findings) - len(shown), "findings"))
+            parts.append(Text())
         if not spaced:
             parts.append(Text())
         return Group(*parts)
@@ -277,6 +290,14 @@ class Terminal:
         """One JSON document on stdout (SPEC section 5)."""
         self.out.file.write(json.dumps(to_json(outcome, applied=applied), indent=2) + "\n")
         self.out.file.flush()
+
+
+REPORT_LIMIT = 50
+"""The findings (and changes) the table report shows without --all."""
+
+
+def _more(count: int, what: str) -> Text:
+    return Text(f"... and {count:,} more {what} (--all shows every one; --format json lists all)")
 
 
 def change_json(change: Change) -> dict[str, Any]:

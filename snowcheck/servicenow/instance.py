@@ -110,6 +110,13 @@ class Instance:
         """
         self.retry.stop()
 
+    def take_filtered(self) -> dict[str, tuple[int, int]]:
+        """The tables read since the last call whose rows an ACL filtered: fewer returned than
+        X-Total-Count counted, as (returned, counted); forgotten once taken."""
+        filtered = dict(self.tables.filtered)
+        self.tables.filtered.clear()
+        return filtered
+
     # -- requests ----------------------------------------------------------------------------
 
     def fetch(self, table: str, query: str, fields: Sequence[str]) -> list[Row]:

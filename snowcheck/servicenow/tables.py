@@ -30,6 +30,9 @@ class Tables:
         self.retry = retry
         self.progress = progress
         self._progress_lock = threading.Lock()
+        self.filtered: dict[str, tuple[int, int]] = {}
+        """Tables whose read returned fewer rows than X-Total-Count counted: (returned,
+        counted). Row-level ACLs remove rows after the count, so this is their trace."""
 
     def fetch(self, table: str, query: str, fields: Sequence[str]) -> list[Row]:
         """Every row of ``table`` matching ``query`` (an encoded query), with only ``fields``.
@@ -87,6 +90,11 @@ class Tables:
                 table,
                 duplicates,
             )
+        returned = len(keyed) + len(unkeyed)
+        if total is not None and returned < total:
+            log.info("%s: %d rows returned of %d counted (X-Total-Count)", table, returned, total)
+            with self._progress_lock:
+                self.filtered[table] = (returned, total)
         return [*keyed.values(), *unkeyed]
 
     def _read_page(
