@@ -110,9 +110,11 @@ def test_all_profiles_applies_only_where_allowed(
         f'[instances.east]\ninstance = "{first.url}"\n'
         f'[instances.west]\ninstance = "{second.url}"\napply = false\n',
     )
-    code, out, _ = run("check", "--config", config, "--all-profiles", "--apply")
-    assert code == 1
+    code, out, err = run("check", "--config", config, "--all-profiles", "--apply")
+    # A profile with apply = false runs dry, with a note, instead of failing the run.
+    assert code == 0
     assert "applied" in next(line for line in out.splitlines() if " east " in line)
-    assert "does not allow --apply" in next(line for line in out.splitlines() if " west " in line)
+    assert "dry run" in next(line for line in out.splitlines() if " west " in line)
+    assert "profile west: dry run: the profile does not allow --apply" in err
     assert second.rows("ecc_agent_issue") == before
     assert len(first.rows("ecc_agent_issue")) > len(before)

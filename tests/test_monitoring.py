@@ -259,17 +259,17 @@ def test_prometheus_reports_a_successful_run() -> None:
     # mid.west (new), old.mid.account (acknowledged) and ghost.mid (new); not the resolved one,
     # the other source, or the issue of a MID Server.
     assert metrics["snowcheck_open_issues"] == [
-        ({"instance": INSTANCE, "state": "new"}, 2),
-        ({"instance": INSTANCE, "state": "acknowledged"}, 1),
+        ({"snowcheck_instance": INSTANCE, "state": "new"}, 2),
+        ({"snowcheck_instance": INSTANCE, "state": "acknowledged"}, 1),
     ]
     applied = {labels["action"]: value for labels, value in metrics["snowcheck_changes_applied"]}
     assert applied == {"resolve": 1, "update": 2, "create": 8}
     assert metrics["snowcheck_last_success_timestamp_seconds"] == [
-        ({"instance": INSTANCE}, 1795608000.0)
+        ({"snowcheck_instance": INSTANCE}, 1795608000.0)
     ]
-    assert metrics["snowcheck_last_run_success"] == [({"instance": INSTANCE}, 1)]
-    assert metrics["snowcheck_run_duration_seconds"] == [({"instance": INSTANCE}, 2.5)]
-    assert metrics["snowcheck_http_requests"] == [({"instance": INSTANCE}, 14)]
+    assert metrics["snowcheck_last_run_success"] == [({"snowcheck_instance": INSTANCE}, 1)]
+    assert metrics["snowcheck_run_duration_seconds"] == [({"snowcheck_instance": INSTANCE}, 2.5)]
+    assert metrics["snowcheck_http_requests"] == [({"snowcheck_instance": INSTANCE}, 14)]
 
 
 def test_prometheus_dry_run_applies_nothing_and_counts_zero_findings(tmp_path: Path) -> None:
@@ -287,9 +287,9 @@ def test_prometheus_failed_run_keeps_the_previous_success_time() -> None:
     )
     assert metrics["snowcheck_findings"] == []
     assert metrics["snowcheck_open_issues"] == []
-    assert metrics["snowcheck_last_run_success"] == [({"instance": INSTANCE}, 0)]
+    assert metrics["snowcheck_last_run_success"] == [({"snowcheck_instance": INSTANCE}, 0)]
     assert metrics["snowcheck_last_success_timestamp_seconds"] == [
-        ({"instance": INSTANCE}, 1795600000.5)
+        ({"snowcheck_instance": INSTANCE}, 1795600000.5)
     ]
 
 
@@ -310,10 +310,12 @@ def test_prometheus_partial_write_counts_only_the_applied_changes() -> None:
 def test_prometheus_escapes_label_values() -> None:
     instance = 'http://127.0.0.1:8080/a"b\\c\nd'
     text = prometheus(outcome_of(EXAMPLE), instance=instance)
-    assert 'instance="http://127.0.0.1:8080/a\\"b\\\\c\\nd"' in text
+    assert 'snowcheck_instance="http://127.0.0.1:8080/a\\"b\\\\c\\nd"' in text
     metrics = parse_prometheus(text)
     assert all(
-        labels["instance"] == instance for samples in metrics.values() for labels, _ in samples
+        labels["snowcheck_instance"] == instance
+        for samples in metrics.values()
+        for labels, _ in samples
     )
 
 

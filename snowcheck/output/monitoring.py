@@ -122,11 +122,51 @@ def nagios_report(
     return "\n".join(lines) + "\n", int(state)
 
 
+_SEVERITY = (NagiosState.OK, NagiosState.UNKNOWN, NagiosState.WARNING, NagiosState.CRITICAL)
+"""Least to most severe, for the fleet's state: the worst of its profiles'."""
+
+
+def nagios_fleet_report(
+    reports: Sequence[tuple[str, str, int]], *, elapsed: float
+) -> tuple[str, int]:
+    """One plugin output for --all-profiles: (profile, its nagios_report text, its status).
+
+    The status line counts the profiles per state and carries each profile's findings and
+    changes as perfdata (``prod_findings``); then one line per profile, its own status
+    line's summary, at most NAGIOS_DETAIL_LINES of them.
+    """
+    states = [NagiosState(code) for _, _, code in reports]
+    worst = max(states, key=_SEVERITY.index, default=NagiosState.UNKNOWN)
+    tally = ", ".join(
+        f"{sum(state is each for state in states)} {each.name}"
+        for each in reversed(_SEVERITY)
+        if any(state is each for state in states)
+    )
+    perf: list[str] = []
+    details: list[str] = []
+    for name, text, _ in reports:
+        head, _, data = text.splitlines()[0].partition(" | ")
+        label = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+        for item in data.split():
+            key, _, value = item.partition("=")
+            if key in ("findings", "changes"):
+                perf.append(f"{label}_{key}={value}")
+        details.append(f"{_nagios_text(name)}: {head.removeprefix('SNOWCHECK ')}")
+    perf.append(_perf("time", max(elapsed, 0.0), "s"))
+    count = len(reports)
+    profiles = f"{count} profile{'s' if count != 1 else ''}"
+    lines = [f"SNOWCHECK {worst.name} - {profiles}: {tally} | {' '.join(perf)}"]
+    if len(details) > NAGIOS_DETAIL_LINES:
+        shown = NAGIOS_DETAIL_LINES - 1
+        details = [*details[:shown], f"... and {len(details) - shown} more profiles"]
+    return "\n".join(lines + details) + "\n", int(worst)
+
+
 # Prometheus ----------------------------------------------------------------------------------
 
-INSTANCE_LABEL = "instance"
-"""Note: Prometheus renames a scraped ``instance`` label to ``exported_instance``
-unless the node_exporter job sets ``honor_labels: true``."""
+INSTANCE_LABEL = "snowcheck_instance"
+"""Not ``instance``: Prometheus would rename that one to ``exported_instance`` (it sets its
+own ``instance``, the node_exporter's address), unless the job sets ``honor_labels``."""
 
 OPEN_STATES = ("new", "acknowledged")
 
@@ -186,7 +226,54 @@ def prometheus_text(
     failure it is ``previous_success`` when given (see ``read_last_success``),
     so an alert on its age keeps working across failed runs.
     """
-    who = {INSTANCE_LABEL: instance}
+    return prometheus_fleet_text(
+        [
+            PrometheusRun(
+                outcome,
+                success=success,
+                elapsed=elapsed,
+                requests=requests,
+                applied_changes=applied_changes,
+                instance=instance,
+                previous_success=previous_success,
+            )
+        ],
+        now=now,
+    )
+
+
+@dataclass(frozen=True)
+class PrometheusRun:
+    """One instance's run, for a textfile of one or several (``--all-profiles``)."""
+
+    outcome: Outcome | None
+    success: bool
+    elapsed: float
+    requests: int
+    applied_changes: Sequence[Change] | None
+    instance: str
+    previous_success: float | None = None
+
+
+def prometheus_fleet_text(runs: Sequence[PrometheusRun], *, now: float) -> str:
+    """One textfile with a series per instance: each metric's HELP and TYPE once."""
+    merged: dict[str, _Metric] = {}
+    for run in runs:
+        for metric in _metrics(run, now=now):
+            known = merged.get(metric.name)
+            samples = metric.samples if known is None else known.samples + metric.samples
+            merged[metric.name] = _Metric(metric.name, metric.help, samples)
+    return "\n".join(line for metric in merged.values() for line in metric.lines()) + "\n"
+
+
+def _metrics(run: PrometheusRun, *, now: float) -> list[_Metric]:
+    outcome, success, elapsed = run.outcome, run.success, run.elapsed
+    requests, applied_changes, previous_success = (
+        run.requests,
+        run.applied_changes,
+        run.previous_success,
+    )
+    who = {INSTANCE_LABEL: run.instance}
     metrics: list[_Metric] = []
     findings: tuple[tuple[dict[str, str], int | float], ...] = ()
     open_issues: tuple[tuple[dict[str, str], int | float], ...] = ()
@@ -248,7 +335,7 @@ def prometheus_text(
             ((who, int(requests)),),
         )
     )
-    return "\n".join(line for metric in metrics for line in metric.lines()) + "\n"
+    return metrics
 
 
 _LAST_SUCCESS = re.compile(
