@@ -24,6 +24,7 @@ from snowcheck.messages import CHOICES
 from snowcheck.output.report import Terminal
 from snowcheck.plan import DEFAULT_SOURCE
 from snowcheck.settings import (
+    ApplyOptions,
     CheckOptions,
     ConnectionOptions,
     DemoOptions,
@@ -172,6 +173,12 @@ def _check_parser(commands: Subparsers) -> None:
     writing.add_argument(
         "--no-lock", action="store_true", help="apply without taking the per-instance lock"
     )
+    _max_changes_argument(writing)
+    writing.add_argument(
+        "--out",
+        metavar="PLAN",
+        help="save the plan, with the state of every issue it touches, for snowcheck apply PLAN",
+    )
     output = check.add_argument_group("output")
     output.add_argument(
         "--format",
@@ -188,6 +195,12 @@ def _check_parser(commands: Subparsers) -> None:
     )
     output.add_argument(
         "--wide", action="store_true", help="show the sys_id of each change in the plan"
+    )
+    output.add_argument(
+        "--all",
+        action="store_true",
+        dest="show_all",
+        help="show every finding and change (default: the first 50, and a count of the rest)",
     )
     output.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 3 when the check found issues"
@@ -226,10 +239,70 @@ def _check_parser(commands: Subparsers) -> None:
             force=args.force,
             lock_file=args.lock_file,
             no_lock=args.no_lock,
+            max_changes=args.max_changes,
+            show_all=args.show_all,
+            out=args.out,
         )
+        if options.all_profiles:
+            from snowcheck.commands.fleet import run_fleet
+
+            return run_fleet(options, terminal)
         return run_check(options, terminal)
 
     check.set_defaults(run=run)
+
+
+def _changes_limit(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"not a whole number of changes: {text!r} (0: no limit)")
+    return int(text)
+
+
+def _max_changes_argument(group: Any) -> None:
+    group.add_argument(
+        "--max-changes",
+        type=_changes_limit,
+        metavar="N",
+        help="apply at most N changes without --force (default 500, or the profile's "
+        "max_changes; 0: no limit)",
+    )
+
+
+def _apply_parser(commands: Subparsers) -> None:
+    apply = commands.add_parser(
+        "apply",
+        help="write a plan saved by check --out, if nothing changed since",
+        description="Apply exactly the plan that check --out PLAN saved: the issues it touches "
+        "are read again first, and a plan made stale by any change to them (state, count, "
+        "sys_updated_on), or made for another instance, is refused and nothing is written.",
+        epilog=CONNECTION_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    apply.add_argument("plan", metavar="PLAN", help="the plan file written by check --out")
+    _connection_arguments(apply)
+    apply.add_argument("--force", action="store_true", help="apply a plan above --max-changes")
+    _max_changes_argument(apply)
+    apply.add_argument("--lock-file", metavar="PATH", help="lock held while applying")
+    apply.add_argument("--no-lock", action="store_true", help="apply without the instance lock")
+    apply.add_argument("--quiet", action="store_true", help="print nothing on success")
+    apply.add_argument("--log-file", metavar="PATH", help="append timestamped log lines here")
+
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        from snowcheck.commands.apply import run_apply
+
+        options = ApplyOptions(
+            plan=args.plan,
+            connection=_connection_options(args),
+            force=args.force,
+            max_changes=args.max_changes,
+            lock_file=args.lock_file,
+            no_lock=args.no_lock,
+            quiet=args.quiet,
+            log_file=args.log_file,
+        )
+        return run_apply(options, terminal)
+
+    apply.set_defaults(run=run)
 
 
 def _doctor_parser(commands: Subparsers) -> None:
@@ -319,6 +392,7 @@ def _explain_parser(commands: Subparsers) -> None:
 
 PARSERS: tuple[Callable[[Subparsers], None], ...] = (
     _check_parser,
+    _apply_parser,
     _explain_parser,
     _doctor_parser,
     _demo_parser,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from snowcheck.check import Outcome, assess, load_snapshot
@@ -25,19 +24,20 @@ from snowcheck.output.monitoring import (
 )
 from snowcheck.output.report import Terminal
 from snowcheck.plan import Change
+from snowcheck.planfile import write_plan
 from snowcheck.prompt import password_prompt
 from snowcheck.redact import Redactor
 from snowcheck.servicenow.instance import Instance
 from snowcheck.settings import (
     CheckOptions,
-    ConnectionOptions,
     check_settings,
     load_file,
-    profile_names,
     resolve_connection,
     select_profile,
     write_settings,
 )
+
+log = logging.getLogger("snowcheck.check")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -60,6 +60,8 @@ class RunRecord:
     requests: int = 0
     redactor: Redactor = field(default_factory=Redactor)
     """The terminal's: one redactor for the terminal, the log file and the errors."""
+    note: str | None = None
+    """Said of an --all-profiles run: the profile ran dry (apply = false)."""
 
     @property
     def elapsed(self) -> float:
@@ -94,6 +96,16 @@ def _progress_callback(bar: Any) -> Callable[[str, int, int | None], None] | Non
     return update
 
 
+def warner(prefix: str = "") -> Callable[[str], None]:
+    """Warnings through the "snowcheck" logger: the terminal shows them (unless --quiet),
+    and the log file keeps them, --quiet or not."""
+
+    def warn(message: str) -> None:
+        log.warning("%s%s", prefix, message)
+
+    return warn
+
+
 def _live(
     options: CheckOptions,
     terminal: Terminal,
@@ -101,23 +113,32 @@ def _live(
     profile: Mapping[str, Any],
     profile_name: str | None,
     prompt: Callable[[str], str] | None,
+    *,
+    warn: Callable[[str], None],
+    dry_if_refused: bool = False,
 ) -> Outcome:
-    settings = check_settings(options.rules, profile, terminal.warn)
+    settings = check_settings(options.rules, profile, warn)
     write = write_settings(profile)
-    if options.apply and not write.allowed:
-        raise ConfigError(
-            f"profile {profile_name!r} does not allow --apply (apply = false in the config)"
-        )
+    apply = options.apply
+    if apply and not write.allowed:
+        if not dry_if_refused:
+            raise ConfigError(
+                f"profile {profile_name!r} does not allow --apply (apply = false in the config)"
+            )
+        apply = False
+        record.note = "dry run: the profile does not allow --apply (apply = false)"
+        log.info("profile %s: %s", profile_name, record.note)
     resolved = resolve_connection(options.connection, profile, prompt=prompt)
     for warning in resolved.warnings:
-        terminal.warn(warning)
+        warn(warning)
     connection = resolved.connection
     record.instance_url = connection.base_url
     record.redactor.add_login(connection.user, connection.password)
 
     lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if options.apply and not options.no_lock:
+    if apply and not options.no_lock:
         lock = InstanceLock(options.lock_file or default_lock_path(connection.base_url, os.environ))
+    most = options.max_changes if options.max_changes is not None else write.max_changes
     with (
         lock,
         _progress(terminal) as bar,
@@ -127,10 +148,11 @@ def _live(
             checked = live_check(
                 instance,
                 settings,
-                apply=options.apply,
+                apply=apply,
                 force=options.force,
-                warn=terminal.warn,
+                warn=warn,
                 write=write,
+                max_changes=most,
             )
         except PartialWrite as exc:
             record.applied = tuple(c for c in exc.applied if isinstance(c, Change))
@@ -140,40 +162,55 @@ def _live(
             record.requests = instance.requests_made
     record.outcome = checked.outcome
     record.applied = checked.applied
+    if options.out:
+        write_plan(options.out, checked.outcome)
     return checked.outcome
 
 
-def _offline(options: CheckOptions, terminal: Terminal) -> Outcome:
+def _offline(options: CheckOptions, record: RunRecord, warn: Callable[[str], None]) -> Outcome:
     if options.apply:
         raise ConfigError("--apply needs a live instance: a snapshot file cannot be written back")
+    if options.out:
+        raise ConfigError("--out saves a plan to apply to a live instance, not to a snapshot")
     assert options.snapshot is not None
-    settings = check_settings(options.rules, {}, terminal.warn)
+    settings = check_settings(options.rules, {}, warn)
+    snapshot = load_snapshot(options.snapshot)
+    # From here on the run has an instance: the snapshot, named by its file.
+    record.instance_url = Path(options.snapshot).name
     outcome = assess(
-        load_snapshot(options.snapshot),
+        snapshot,
         instance=options.snapshot,
         window=settings.window,
         source=settings.source,
         messages=settings.messages,
     )
     for warning in outcome.plan.warnings:
-        terminal.warn(warning)
+        warn(warning)
+    record.outcome = outcome
     return outcome
 
 
 @contextlib.contextmanager
-def _log_file(path: str | None, record: RunRecord) -> Iterator[None]:
+def log_file(path: str | None, redactor: Redactor) -> Iterator[None]:
+    """Append the run's log lines to ``path`` (if given), redacted, for the ``with`` block.
+
+    A run skipped because another holds the lock is logged at INFO: it is not an error.
+    """
     if not path:
         yield
         return
-    handler = open_log_file(path, redactor=record.redactor)
+    handler = open_log_file(path, redactor=redactor)
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
         yield
+    except LockHeld as exc:
+        log.info("%s", exc)
+        raise
     except SnowcheckError as exc:
-        logging.getLogger("snowcheck").error("%s", exc)
+        log.error("%s", exc)
         raise
     finally:
         root.removeHandler(handler)
@@ -182,10 +219,14 @@ def _log_file(path: str | None, record: RunRecord) -> Iterator[None]:
 
 
 def _write_prometheus(options: CheckOptions, record: RunRecord, *, success: bool) -> None:
+    """The textfile, written only once the run knows its instance (the connection resolved,
+    or the snapshot read): before that there is no label to write, and the old file stays."""
     path = options.output.prometheus_textfile
     assert path is not None
-    given = options.connection.instance or options.connection.profile
-    instance = record.instance_url or str(given or "unknown")
+    instance = record.instance_url
+    if not instance:
+        log.info("no instance known yet: %s left as it was", path)
+        return
     text = prometheus_text(
         record.outcome,
         success=success,
@@ -200,24 +241,27 @@ def _write_prometheus(options: CheckOptions, record: RunRecord, *, success: bool
 
 
 def run_check(options: CheckOptions, terminal: Terminal) -> int:
-    """``snowcheck check``: its exit status (errors it cannot report itself are raised)."""
-    if options.all_profiles:
-        return run_all_profiles(options, terminal)
+    """``snowcheck check`` of one instance or snapshot (``--all-profiles``: commands.fleet)."""
     where = options.connection
     if options.snapshot and (where.profile or where.instance):
         raise ConfigError(
             "--snapshot reads a file: it cannot be combined with --instance or --profile"
         )
+    if options.out and options.apply:
+        raise ConfigError("--out saves a plan to apply later: it cannot be combined with --apply")
     record = RunRecord(redactor=terminal.redactor)
+    warn = warner()
     try:
-        with _log_file(options.output.log_file, record):
+        with log_file(options.output.log_file, record.redactor):
             if options.snapshot:
-                outcome = _offline(options, terminal)
+                outcome = _offline(options, record, warn)
             else:
                 file_config = load_file(where.config, os.environ)
                 profile = select_profile(file_config, where.profile)
                 prompt = terminal_prompt()
-                outcome = _live(options, terminal, record, profile, where.profile, prompt)
+                outcome = _live(
+                    options, terminal, record, profile, where.profile, prompt, warn=warn
+                )
     except SnowcheckError as exc:
         if isinstance(exc, LockHeld):
             terminal.info(str(exc))
@@ -254,57 +298,13 @@ def _finish(
             terminal.debug(outcome, output.debug)
         terminal.json(outcome, applied=applied)
     elif output.format_given or not output.quiet:
-        terminal.report(outcome, applied=applied, debug=output.debug, wide=output.wide)
+        terminal.report(
+            outcome,
+            applied=applied,
+            debug=output.debug,
+            wide=output.wide,
+            show_all=options.show_all,
+        )
     if output.detailed_exitcode and outcome.evaluation.findings:
-        return EXIT_FINDINGS
-    return EXIT_OK
-
-
-# Several profiles ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProfileResult:
-    name: str
-    instance: str
-    outcome: Outcome | None
-    applied: bool
-    error: str | None
-    code: int
-
-
-def _run_profile(options: CheckOptions, name: str, file_config: Mapping[str, Any]) -> ProfileResult:
-    quiet = Terminal(stdout=io.StringIO(), stderr=io.StringIO(), quiet=True)
-    record = RunRecord(redactor=quiet.redactor)
-    where = replace(options.connection, instance=None, user=None)
-    profile_options = replace(options, connection=where)
-    try:
-        profile = select_profile(file_config, name)
-        # No prompt: prompts from several threads would interleave; passwords come from
-        # the environment or password files here.
-        outcome = _live(profile_options, quiet, record, profile, name, None)
-    except SnowcheckError as exc:
-        if isinstance(exc, LockHeld):
-            return ProfileResult(name, record.instance_url, None, False, str(exc), EXIT_OK)
-        message = record.redactor(str(exc))
-        return ProfileResult(name, record.instance_url, None, False, message, exc.exit_code)
-    return ProfileResult(name, record.instance_url, outcome, record.applied is not None, None, 0)
-
-
-def run_all_profiles(options: CheckOptions, terminal: Terminal) -> int:
-    where: ConnectionOptions = options.connection
-    if options.snapshot or where.instance or where.profile:
-        raise ConfigError("--all-profiles takes its instances from the config file's profiles")
-    file_config = load_file(where.config, os.environ)
-    names = profile_names(file_config)
-    if not names:
-        raise ConfigError("--all-profiles needs [instances.NAME] tables in the config file")
-    with ThreadPoolExecutor(max_workers=min(4, len(names))) as pool:
-        results = list(pool.map(lambda name: _run_profile(options, name, file_config), names))
-    terminal.profiles(results)
-    if any(result.error and result.code for result in results):
-        return EXIT_FAILED
-    detailed = options.output.detailed_exitcode
-    if detailed and any(r.outcome and r.outcome.evaluation.findings for r in results):
         return EXIT_FINDINGS
     return EXIT_OK

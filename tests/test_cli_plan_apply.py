@@ -1,0 +1,127 @@
+"""check --out PLAN, then snowcheck apply PLAN: exactly that plan, or nothing if it went stale."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snowcheck.cli import main
+from snowcheck.emulator import Emulator, Scenario
+from snowcheck.output.report import Terminal
+
+DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=200))
+    return code, out.getvalue(), err.getvalue()
+
+
+def writes(emulator: Emulator) -> list[Any]:
+    return [entry for entry in emulator.log if entry.method in ("POST", "PATCH", "PUT", "DELETE")]
+
+
+@pytest.fixture
+def demo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Emulator]:
+    monkeypatch.setenv("SERVICENOW_PASSWORD", "admin")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    with Emulator(Scenario.load(str(DEMO))) as emulator:
+        yield emulator
+
+
+def plan(demo: Emulator, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    path = tmp_path / "plan.json"
+    code, _, err = run("check", "--instance", demo.url, "--user", "admin", "--out", str(path))
+    assert code == 0, err
+    assert writes(demo) == []
+    return path, json.loads(path.read_text())
+
+
+def apply(demo: Emulator, path: Path, *more: str) -> tuple[int, str, str]:
+    demo.clear_log()
+    return run("apply", str(path), "--instance", demo.url, "--user", "admin", *more)
+
+
+def test_the_plan_holds_the_before_state_of_every_issue_it_touches(
+    demo: Emulator, tmp_path: Path
+) -> None:
+    _, document = plan(demo, tmp_path)
+    assert document["instance"] == demo.url
+    assert document["source"] == "MIDUserConnectivity"
+    touched = [c["sys_id"] for c in document["changes"] if c["action"] != "create"]
+    assert touched and set(touched) == set(document["before"])
+    rows = {row["sys_id"]: row for row in demo.rows("ecc_agent_issue")}
+    for sys_id, before in document["before"].items():
+        assert before == {
+            "state": rows[sys_id]["state"],
+            "count": str(rows[sys_id]["count"]),
+            "sys_updated_on": rows[sys_id]["sys_updated_on"],
+        }
+    creates = [c for c in document["changes"] if c["action"] == "create"]
+    assert all(c["payload"]["message"] == c["message"] for c in creates)
+
+
+def test_apply_writes_exactly_the_plan(demo: Emulator, tmp_path: Path) -> None:
+    path, document = plan(demo, tmp_path)
+    code, out, err = apply(demo, path)
+    assert code == 0, err
+    assert "applied 11 changes to ecc_agent_issue" in out
+    patched = {entry.path.rsplit("/", 1)[-1] for entry in writes(demo) if entry.method == "PATCH"}
+    batched = any(entry.path.endswith("/batch") for entry in writes(demo))
+    assert batched or patched == set(document["before"])
+    # The same check now finds nothing more to create.
+    code, out, _ = run("check", "--instance", demo.url, "--user", "admin", "--format", "json")
+    actions = [change["action"] for change in json.loads(out)["changes"]]
+    assert "create" not in actions and "resolve" not in actions
+
+
+def test_a_stale_plan_is_refused_and_nothing_is_written(demo: Emulator, tmp_path: Path) -> None:
+    path, document = plan(demo, tmp_path)
+    sys_id = next(iter(document["before"]))
+    # Someone acknowledges (or the instance's own job updates) an issue meanwhile.
+    code, _, err = run("apply", str(path), "--instance", demo.url, "--user", "admin", "--no-lock")
+    assert code == 0, err
+    code, out, err = apply(demo, path)
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "refusing a stale plan" in err and "nothing was written" in err
+    assert writes(demo) == []
+    assert sys_id
+
+
+def test_a_plan_for_another_instance_is_refused(demo: Emulator, tmp_path: Path) -> None:
+    path, document = plan(demo, tmp_path)
+    document["instance"] = "https://elsewhere.service-now.com"
+    path.write_text(json.dumps(document))
+    code, _, err = apply(demo, path)
+    assert code == 1
+    assert "was made for https://elsewhere.service-now.com" in err
+    assert writes(demo) == []
+
+
+def test_apply_takes_the_same_guards(demo: Emulator, tmp_path: Path) -> None:
+    path, _ = plan(demo, tmp_path)
+    code, _, err = apply(demo, path, "--max-changes", "3")
+    assert code == 1
+    assert "more than --max-changes 3" in err
+    assert writes(demo) == []
+    code, _, err = apply(demo, path, "--max-changes", "3", "--force")
+    assert code == 0, err
+
+
+def test_out_with_apply_or_a_snapshot_is_a_usage_error(demo: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    code, _, err = run(
+        "check", "--instance", demo.url, "--user", "admin", "--apply", "--out", str(path)
+    )
+    assert code == 2 and "--out" in err
+    assert not path.exists()
+    code, _, _ = apply(demo, tmp_path / "missing.json")
+    assert code == 2
