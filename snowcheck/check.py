@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from snowcheck.advisories import Advice, advise
 from snowcheck.errors import ConfigError, DataError
 from snowcheck.messages import choose
 from snowcheck.plan import Plan, build_plan, ours_and_open
@@ -35,6 +36,8 @@ class Outcome:
     inventory: Inventory
     evaluation: Evaluation
     plan: Plan
+    advice: Advice | None = None
+    """The advisories, when the snapshot holds any of their extra reads."""
 
 
 def assess(
@@ -46,7 +49,15 @@ def assess(
     templates = choose(messages, open_messages)
     evaluation = evaluate(inventory, now=snapshot.now, window=window, templates=templates)
     plan = build_plan(evaluation.findings, inventory.issues, source=source, now=snapshot.now)
-    return Outcome(instance, source, snapshot, inventory, evaluation, plan)
+    advice = None
+    if snapshot.extra_reads:
+        advice = advise(
+            inventory,
+            now=snapshot.now,
+            extra_reads=snapshot.extra_reads,
+            why_unread=snapshot.why_unread,
+        )
+    return Outcome(instance, source, snapshot, inventory, evaluation, plan, advice)
 
 
 def load_snapshot(path: str) -> Snapshot:

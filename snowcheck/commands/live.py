@@ -48,6 +48,7 @@ def live_check(
         window=settings.window,
         source=settings.source,
         concurrency=settings.concurrency,
+        advisories=settings.advisories,
     )
     if snapshot.clock_source == "local":
         warn("the instance sent no usable Date header: using the local clock as 'now'")
