@@ -186,7 +186,9 @@ def read_role_holders(instance: Instance) -> Holders:
     """Read 1: the grants of ROLE_NAMES and, from their dot-walked fields, roles and users.
 
     A grant whose user fields came back empty (a dangling reference, or fields hidden
-    by an ACL) gives no user row; one whose ``role.name`` came back empty gives no role.
+    by an ACL) gives no user row. The query matched on ``role.name``: a grant whose
+    role name came back empty means an ACL hides it, and the pull fails (the holders
+    could not be told apart).
     """
     grants: Rows = []
     roles: dict[str, dict[str, Any]] = {}
@@ -196,7 +198,15 @@ def read_role_holders(instance: Instance) -> Holders:
         role_id = _text(row.get("role"))
         grants.append({"sys_id": row.get("sys_id", ""), "user": user_id, "role": row.get("role")})
         role_name = _text(row.get("role.name"))
-        if role_id and role_name:
+        if role_id and not role_name:
+            # The query matched on role.name, so it exists: an ACL hides it from us.
+            raise InstanceError(
+                f"{USER_ROLE_TABLE} record {_text(row.get('sys_id'))}: its role's name came "
+                f"back empty (read access to {ROLE_TABLE}.name denied?): grant the checking "
+                f"account read access to {ROLE_TABLE}",
+                table=ROLE_TABLE,
+            )
+        if role_id:
             roles.setdefault(role_id, {"sys_id": role_id, "name": role_name})
         user_name = _text(row.get("user.user_name"))
         if not user_id or not user_name or row.get("user.active") not in ("true", "false"):

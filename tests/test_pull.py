@@ -20,6 +20,7 @@ from snowcheck.emulator import Emulator, Scenario
 from snowcheck.errors import DataError, InstanceError
 from snowcheck.pull import pull_snapshot
 from snowcheck.records import Inventory
+from snowcheck.rules import event_candidates
 from snowcheck.servicenow.instance import Instance
 from snowcheck.servicenow.query import chunk_in
 from snowcheck.servicenow.session import Connection
@@ -539,3 +540,30 @@ def test_a_second_check_through_one_instance_takes_a_fresh_now() -> None:
             emu.clock.advance(3600)
             second = pull_snapshot(instance, window=WINDOW, source="S")
     assert second.now - first.now == timedelta(hours=1)
+
+
+def test_a_grant_whose_role_name_is_hidden_fails_the_pull(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = scenario()
+    tables["sys_user_has_role"][1]["role.name"] = ""  # the query matched it: an ACL hides it
+    fake = FakeTables(mock, tables)
+    stub_candidates(monkeypatch, {"mid.one"})
+    with pytest.raises(InstanceError, match="read access to sys_user_role"):
+        pull_snapshot(make_instance(), window=WINDOW, source="S")
+    assert "sysevent" not in [table for table, _ in fake.queries()]
+
+
+def test_role_names_are_kept_as_the_database_matched_them(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = scenario()
+    tables["sys_user_has_role"][0]["role.name"] = "MID_Server "  # matched case-insensitively
+    tables["ecc_agent_config"] = tables["ecc_agent_config"][1:]  # mid.one: a holder, unconfigured
+    FakeTables(mock, tables)
+    snapshot = pull_snapshot(make_instance(), window=WINDOW, source="MIDUserConnectivity")
+    assert snapshot.tables["sys_user_role"][0] == {"sys_id": "r_mid", "name": "MID_Server "}
+    inventory = Inventory.from_tables(snapshot.tables)
+    # The rules fold it as the database does: mid.one holds mid_server, so it is a
+    # candidate (role holder not configured).
+    assert event_candidates(inventory) == {"mid.one", "cfg^user"}
