@@ -40,6 +40,9 @@ from .support import (
 
 pytestmark = pytest.mark.e2e
 
+GRANTS = "/table/sys_user_has_role"
+"""Persistent faults hit one read: the reads of round one are in flight together."""
+
 TABLES = (
     "sys_user_has_role",
     "ecc_agent_config",
@@ -197,12 +200,13 @@ def test_persistent_503_gives_up_after_five_attempts(
     emu: Emulator, cli: InProcess, waits: list[float]
 ) -> None:
     before = issues(emu)
-    emu.faults.add("status", status=503, times=50)
+    emu.faults.add("status", status=503, times=50, path=GRANTS)
     result = cli(emu, "--apply")
     assert_clean_failure(result, contains="unavailable")
     assert "after 5 attempts" in result.err
     assert len(waits) == 4
-    assert len(emu.log) == 5
+    assert len([entry for entry in emu.log if entry.path.endswith(GRANTS)]) == 5
+    assert all(entry.method == "GET" for entry in emu.log)
     assert issues(emu) == before
 
 
@@ -210,7 +214,7 @@ def test_persistent_429_honours_retry_after_then_fails(
     emu: Emulator, cli: InProcess, waits: list[float]
 ) -> None:
     before = issues(emu)
-    emu.faults.add("status", status=429, retry_after=3, times=50)
+    emu.faults.add("status", status=429, retry_after=3, times=50, path=GRANTS)
     result = cli(emu, "--apply")
     assert_clean_failure(result, contains="rate limited")
     assert waits == [3.0, 3.0, 3.0, 3.0]
@@ -222,7 +226,7 @@ def test_persistently_truncated_answers_fail_cleanly(
 ) -> None:
     """What the code does with truncated bodies: retries (as above), then exit 1."""
     before = issues(emu)
-    emu.faults.add("truncate", times=50)
+    emu.faults.add("truncate", times=50, path=GRANTS)
     result = cli(emu, "--apply")
     assert_clean_failure(result, contains="broke")
     assert len(waits) == 4
