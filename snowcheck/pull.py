@@ -53,8 +53,8 @@ ceil(N / C) rounds instead of one.
 Name chunks pack sorted names into IN lists of at most ``QUERY_BUDGET`` URL-encoded
 characters, about ceil(sum(len(encoded name) + 3) / QUERY_BUDGET) of them; none when
 every configured user is a role holder (6) or when no user is a candidate (7). With
-every table under P rows and at most one chunk each, a check makes 4 to 7 requests
-(3 to 6 without the advisories). Retries add one request each.
+every table under P rows and at most one chunk each, a check makes 5 to 7 requests
+(4 to 6 without the advisories). Retries add one request each.
 
 Applying a plan of C changes through the Batch API adds ceil(C / batch_items) requests
 (more when ``batch_bytes`` or the instance's own per-batch limit cuts a batch short):
