@@ -37,11 +37,18 @@ class Outcome:
     evaluation: Evaluation
     plan: Plan
     advice: Advice | None = None
-    """The advisories, when the snapshot holds any of their extra reads."""
+    """The advisories beside the job's findings; None when they were not asked for
+    (``--no-advisories``). Never written to ecc_agent_issue."""
 
 
 def assess(
-    snapshot: Snapshot, *, instance: str, window: timedelta, source: str, messages: str
+    snapshot: Snapshot,
+    *,
+    instance: str,
+    window: timedelta,
+    source: str,
+    messages: str,
+    advisories: bool = True,
 ) -> Outcome:
     """Convert the snapshot's rows, run the rules and diff the findings against open issues."""
     inventory = Inventory.from_tables(snapshot.tables)
@@ -50,7 +57,8 @@ def assess(
     evaluation = evaluate(inventory, now=snapshot.now, window=window, templates=templates)
     plan = build_plan(evaluation.findings, inventory.issues, source=source, now=snapshot.now)
     advice = None
-    if snapshot.extra_reads:
+    if advisories:
+        # The pull says why an extra read it tried is missing (an HTTP 403, say).
         advice = advise(
             inventory,
             now=snapshot.now,

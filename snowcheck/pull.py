@@ -92,7 +92,7 @@ from snowcheck.records import (
     Snapshot,
     format_time,
 )
-from snowcheck.rules import LOGIN_EVENTS, MID_ROLE, SCHEDULING_MARGIN, event_candidates
+from snowcheck.rules import LOGIN_EVENTS, MID_ROLE, event_candidates, window_start
 from snowcheck.servicenow.instance import Instance
 from snowcheck.servicenow.query import and_, chunk_in, eq, in_
 
@@ -363,7 +363,7 @@ def pull_snapshot(
                 "the instance's clock is unknown: no answer was read", table=USER_ROLE_TABLE
             )
         now = instance.now
-        tables = _round_two(instance, pool, first, now - window - SCHEDULING_MARGIN, budget)
+        tables = _round_two(instance, pool, first, window_start(now, window), budget)
         failed = False
     finally:
         if pool is not None:

@@ -68,7 +68,12 @@ def test_the_outcome_carries_the_advice_of_the_extra_reads(emu: Emulator) -> Non
     assert outcome.advice is not None
     assert outcome.advice.skipped == ()  # every extra read was made
     without = assess(
-        plain, instance=emu.url, window=timedelta(hours=4), source=SOURCE, messages="docs"
+        plain,
+        instance=emu.url,
+        window=timedelta(hours=4),
+        source=SOURCE,
+        messages="docs",
+        advisories=False,
     )
     assert without.advice is None
     # Every MID Server was read, yet the rules see the Down ones only: same findings, same plan.
