@@ -371,7 +371,7 @@ def test_independent_batches_go_out_at_once_then_the_creates(
     emulator: Emulator, concurrency: int, rounds: int
 ) -> None:
     changes = _wide_plan(emulator)
-    emulator.latency = 0.15  # the batches of one round overlap, however busy the machine
+    emulator.latency = 0.25  # the batches of one round overlap, however busy the machine
     told: list[Change] = []
     writer = _instance(emulator, batch_items=2, concurrency=concurrency)
     applied = writer.apply(plan(*changes), on_change=told.append)

@@ -17,7 +17,7 @@ from snowcheck.servicenow.session import Connection
 
 DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
 WINDOW = timedelta(hours=4)
-LATENCY = 0.15
+LATENCY = 0.25
 """Per request: long enough that the requests of one round overlap on a busy machine."""
 
 
