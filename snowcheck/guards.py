@@ -75,9 +75,11 @@ def raise_if_rows_hidden(
     if not configured:
         return
     roles = {role.sys_id for role in inventory.roles if role.name == MID_ROLE}
-    if not roles:
+    # The live pull takes the roles from the grants it reads: no role at all means that no
+    # grant was visible; other roles without mid_server, that the role itself is hidden.
+    if not roles and inventory.roles:
         table, seen = ROLE_TABLE, f"no {MID_ROLE} role is visible in {ROLE_TABLE}"
-    elif not any(grant.role in roles for grant in inventory.user_roles):
+    elif not roles or not any(grant.role in roles for grant in inventory.user_roles):
         table, seen = USER_ROLE_TABLE, f"no grant of {MID_ROLE} is visible in {USER_ROLE_TABLE}"
     else:
         return

@@ -72,16 +72,16 @@ def test_an_empty_plan_with_hidden_rows_applies_nothing_but_warns(
     monkeypatch.setenv("SERVICENOW_PASSWORD", "admin")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     document = json.loads(DEMO.read_text())
-    # Nothing for the check to find, and a role's row hidden from the account.
+    # Nothing for the check to find (MID Servers, no user), and their rows hidden.
     document["tables"] = {table: [] for table in document["tables"]}
-    document["tables"]["sys_user_role"] = json.loads(DEMO.read_text())["tables"]["sys_user_role"]
+    document["tables"]["ecc_agent"] = json.loads(DEMO.read_text())["tables"]["ecc_agent"]
     document["users"] = {
-        "admin": {"password": "admin", "acl_hide": {"sys_user_role": "name=soap_script"}}
+        "admin": {"password": "admin", "acl_hide": {"ecc_agent": "nameISNOTEMPTY"}}
     }
     with Emulator(Scenario.from_dict(document)) as emulator:
         code, out, err = run("check", "--instance", emulator.url, "--user", "admin", "--apply")
         assert code == 0, err
         assert "the plan is empty, so nothing is written; but refusing to apply" in err
-        assert "sys_user_role" in err
+        assert "ecc_agent rows" in err
         assert writes(emulator) == []
         assert "applied: nothing to write" in out

@@ -183,6 +183,7 @@ def _offline(options: CheckOptions, record: RunRecord, warn: Callable[[str], Non
         window=settings.window,
         source=settings.source,
         messages=settings.messages,
+        advisories=settings.advisories,
     )
     for warning in outcome.plan.warnings:
         warn(warning)
