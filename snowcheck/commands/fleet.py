@@ -157,6 +157,11 @@ def run_fleet(options: CheckOptions, terminal: Terminal) -> int:
         for result in results:
             if result.note:
                 terminal.info(f"profile {result.name}: {result.note}")
+    else:
+        # --quiet: as for one check, nothing on success and one line per failure (cron mail).
+        for result in results:
+            if result.error and result.code:
+                terminal.error(f"profile {result.name}: {result.error}")
     return _worst([result.code for result in results])
 
 
