@@ -82,18 +82,29 @@ def test_apply_writes_exactly_the_plan(demo: Emulator, tmp_path: Path) -> None:
 
 
 def test_a_stale_plan_is_refused_and_nothing_is_written(demo: Emulator, tmp_path: Path) -> None:
-    path, document = plan(demo, tmp_path)
-    sys_id = next(iter(document["before"]))
-    # Someone acknowledges (or the instance's own job updates) an issue meanwhile.
-    code, _, err = run("apply", str(path), "--instance", demo.url, "--user", "admin", "--no-lock")
+    path, _ = plan(demo, tmp_path)
+    # Meanwhile the cron run applies its own plan: the issues the saved plan touches change.
+    code, _, err = run("check", "--instance", demo.url, "--user", "admin", "--apply")
     assert code == 0, err
+    after_cron = demo.rows("ecc_agent_issue")
     code, out, err = apply(demo, path)
     assert code == 1
     assert out == ""
     assert err.count("\n") == 1
-    assert "refusing a stale plan" in err and "nothing was written" in err
+    assert "refusing a stale plan: issue " in err and "changed since the plan was made" in err
+    assert "nothing was written" in err
     assert writes(demo) == []
-    assert sys_id
+    assert demo.rows("ecc_agent_issue") == after_cron
+
+
+def test_a_tampered_plan_file_is_a_usage_error(demo: Emulator, tmp_path: Path) -> None:
+    path, document = plan(demo, tmp_path)
+    document["before"] = {}
+    path.write_text(json.dumps(document))
+    code, _, err = apply(demo, path)
+    assert code == 2
+    assert "lacks the before-state of issue" in err
+    assert writes(demo) == []
 
 
 def test_a_plan_for_another_instance_is_refused(demo: Emulator, tmp_path: Path) -> None:
