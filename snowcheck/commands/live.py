@@ -57,6 +57,7 @@ def live_check(
         window=settings.window,
         source=settings.source,
         messages=settings.messages,
+        advisories=settings.advisories,
     )
     for warning in outcome.plan.warnings:
         warn(warning)
