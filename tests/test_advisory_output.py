@@ -82,7 +82,8 @@ EXPECTED = [
         "id": "clone_credentials",
         "severity": "warning",
         "subject": "mid-prod-1",
-        "detail": "Instance clone: MID Server mid-prod-1 still holds the clone source's credentials.",
+        "detail": "Instance clone: MID Server mid-prod-1 still holds the clone source's "
+        "credentials.",
     },
 ]
 IDS = [item["id"] for item in EXPECTED]
@@ -186,7 +187,7 @@ def test_report_shows_each_advisory_after_the_findings_with_its_hint() -> None:
     assert result.code == 0
     text = result.out
     findings, rest = text.split("\nAdvisories (9) · never written to ecc_agent_issue\n")
-    advisories, plan = rest.split("\nPlan (dry run)")
+    advisories, _ = rest.split("\nPlan (dry run)")
     assert "Findings (10)" in findings
     for number, item in enumerate(EXPECTED, 1):
         head = f"{number:>2} {item['id']} · {item['severity']} · {item['subject']}"
@@ -465,3 +466,22 @@ def test_brief_list_is_empty_without_advisories() -> None:
     console.print(advisories_brief(None, UNICODE))
     console.print(advisories_brief(Advice(()), UNICODE))
     assert out.getvalue().strip() == ""
+
+
+def test_the_brief_report_lists_the_advisories_without_their_hints() -> None:
+    """The demo off a terminal: one packed list, under its 150-line budget."""
+    out = io.StringIO()
+    terminal = Terminal(stdout=out, stderr=io.StringIO(), width=80)
+    terminal.report(outcome_of(EXAMPLE), applied=None, brief=True)
+    text = out.getvalue()
+    listed = text.split("Advisories (9) · never written to ecc_agent_issue\n")[1]
+    listed = listed.split("\n\n")[0]
+    assert listed.splitlines() == [
+        "  mid_user_mismatch mid-emea-2, user_locked_out mid.dr,",
+        "  password_needs_reset mid.west, user_inactive mid.lab,",
+        "  shared_mid_user mid.east, heartbeat_overdue mid-spare-1,",
+        "  not_validated mid-ok-1, version_mismatch mid-prod-2,",
+        "  clone_credentials mid-prod-1",
+    ]
+    assert "hint: Set mid.instance.username" not in text
+    assert all(len(line) <= 80 for line in text.splitlines())

@@ -66,8 +66,8 @@ def test_report_prints_every_rules_message() -> None:
     for message in ALL_MESSAGES:
         assert message in text
     assert (
-        "10 findings · 9 advisories · plan: 8 create, 2 update, 1 resolve · dry run, nothing written"
-        in text
+        "10 findings · 9 advisories · plan: 8 create, 2 update, 1 resolve · "
+        "dry run, nothing written" in text
     )
 
 
