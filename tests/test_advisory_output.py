@@ -485,3 +485,22 @@ def test_the_brief_report_lists_the_advisories_without_their_hints() -> None:
     ]
     assert "hint: Set mid.instance.username" not in text
     assert all(len(line) <= 80 for line in text.splitlines())
+
+
+# The setting ---------------------------------------------------------------------------------
+
+
+def test_the_advisories_setting_command_line_over_config_and_typed() -> None:
+    from snowcheck.errors import ConfigError
+    from snowcheck.settings import RuleOptions, check_settings
+
+    def warn(message: str) -> None:
+        raise AssertionError(message)
+
+    assert check_settings(RuleOptions(), {}, warn).advisories is True
+    assert check_settings(RuleOptions(), {"advisories": False}, warn).advisories is False
+    assert check_settings(RuleOptions(advisories=False), {"advisories": True}, warn).advisories is (
+        False
+    )
+    with pytest.raises(ConfigError, match="advisories must be true or false"):
+        check_settings(RuleOptions(), {"advisories": "no"}, warn)
