@@ -504,3 +504,14 @@ def test_the_advisories_setting_command_line_over_config_and_typed() -> None:
     )
     with pytest.raises(ConfigError, match="advisories must be true or false"):
         check_settings(RuleOptions(), {"advisories": "no"}, warn)
+
+
+def test_report_prints_advisory_data_literally() -> None:
+    hostile = Advisory("not_validated", Severity.WARNING, "[bold]mid\x1b[2J", "validated is [red]x")
+    out = io.StringIO()
+    terminal = Terminal(stdout=out, stderr=io.StringIO(), width=80)
+    terminal.report(replace(outcome_of(EXAMPLE), advice=Advice((hostile,))), applied=None)
+    text = out.getvalue()
+    assert " 1 not_validated · warning · [bold]mid\\x1b[2J" in text.splitlines()
+    assert "   validated is [red]x" in text.splitlines()
+    assert "\x1b" not in text
