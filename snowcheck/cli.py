@@ -120,13 +120,6 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="skip the advisories' extra reads (every MID Server, sys_properties, clone issues)",
     )
-    rules.add_argument(
-        "--no-advisories",
-        dest="advisories",
-        action="store_false",
-        default=None,
-        help="skip the advisories' extra reads (every MID Server, sys_properties, clone issues)",
-    )
 
 
 Subparsers = Any

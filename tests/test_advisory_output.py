@@ -515,3 +515,54 @@ def test_report_prints_advisory_data_literally() -> None:
     assert " 1 not_validated · warning · [bold]mid\\x1b[2J" in text.splitlines()
     assert "   validated is [red]x" in text.splitlines()
     assert "\x1b" not in text
+
+
+# Live, against the emulator ------------------------------------------------------------------
+
+
+def _apply_live(monkeypatch: pytest.MonkeyPatch, *extra: str) -> tuple[Any, list[dict[str, str]]]:
+    """``check --apply --format json`` on an emulator holding the bundled snapshot."""
+    from snowcheck.emulator import Emulator, Scenario
+
+    document = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    document["users"] = {"checker": {"password": "advice-pass"}}
+    monkeypatch.setenv("SERVICENOW_PASSWORD", "advice-pass")
+    monkeypatch.delenv("SNOWCHECK_CONFIG", raising=False)
+    with Emulator(Scenario.from_dict(document)) as emu:
+        argv = ["check", "--instance", emu.url, "--user", "checker", "--apply", "--no-lock"]
+        result = run(*argv, "--format", "json", *extra)
+        assert result.code == 0, result.err
+        return result.json(), list(emu.rows("ecc_agent_issue"))
+
+
+def test_live_apply_shows_the_advisories_and_writes_only_the_jobs_issues(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    advised, issues = _apply_live(monkeypatch)
+    plain, plain_issues = _apply_live(monkeypatch, "--no-advisories")
+    assert advised["advisories"] == EXPECTED
+    assert plain["advisories"] == []
+
+    def written(rows: list[dict[str, str]]) -> list[tuple[str, str, str, str]]:
+        return sorted((r["source"], r["state"], r["count"], r["message"]) for r in rows)
+
+    # The same issues, to the letter, with and without the advisories; none of them is one.
+    assert written(issues) == written(plain_issues)
+    details = {item["detail"] for item in EXPECTED}
+    held = json.loads(EXAMPLE.read_text(encoding="utf-8"))["tables"]["ecc_agent_issue"]
+
+    def advisory_rows(rows: list[dict[str, str]]) -> list[tuple[str, str, str, str]]:
+        return [
+            (r["sys_id"], r["source"], r["state"], r["count"])
+            for r in rows
+            if r["message"] in details
+        ]
+
+    # Only the clone issue the snapshot already held, untouched.
+    assert advisory_rows(issues) == advisory_rows(held)
+    assert len(advisory_rows(held)) == 1
+
+    def changes(document: Any) -> list[tuple[str, str, int, str]]:
+        return [(c["action"], c["state"], c["count"], c["message"]) for c in document["changes"]]
+
+    assert changes(advised) == changes(plain)

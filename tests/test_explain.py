@@ -147,12 +147,10 @@ def test_explain_live_matches_the_snapshot_shape(monkeypatch: pytest.MonkeyPatch
     with Emulator(Scenario.from_dict(document)) as emu:
         issues_before = list(emu.rows("ecc_agent_issue"))
         argv = ["explain", "mid.west", "--instance", emu.url, "--user", "checker"]
-        # Without the advisories: their extra reads are the pull's, not explain's, concern.
-        code, out, err = run(*argv, "--format", "json", "--no-advisories")
+        code, out, err = run(*argv, "--format", "json")
         issues_after = list(emu.rows("ecc_agent_issue"))
-    offline = run(
-        "explain", "mid.west", "--snapshot", str(EXAMPLE), "--format", "json", "--no-advisories"
-    )[1]
+    offline = run("explain", "mid.west", "--snapshot", str(EXAMPLE), "--format", "json")[1]
     assert code == 0, err
     assert json.loads(out) == json.loads(offline)
+    assert [item["id"] for item in json.loads(out)["advisories"]] == ["password_needs_reset"]
     assert issues_after == issues_before  # explain writes nothing
