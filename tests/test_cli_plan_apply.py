@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 
 from snowcheck.cli import main
 from snowcheck.emulator import Emulator, Scenario
+from snowcheck.locking import default_lock_path
 from snowcheck.output.report import Terminal
 
 DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
@@ -136,3 +139,16 @@ def test_out_with_apply_or_a_snapshot_is_a_usage_error(demo: Emulator, tmp_path:
     assert not path.exists()
     code, _, _ = apply(demo, tmp_path / "missing.json")
     assert code == 2
+
+
+def test_apply_skips_while_another_run_holds_the_lock(demo: Emulator, tmp_path: Path) -> None:
+    path, _ = plan(demo, tmp_path)
+    lock = default_lock_path(demo.url, os.environ)
+    Path(lock).parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code, out, err = apply(demo, path)
+    assert code == 0
+    assert out == ""
+    assert "error" not in err and "holds" in err
+    assert writes(demo) == []

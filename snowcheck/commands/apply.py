@@ -16,7 +16,7 @@ from typing import Any
 from snowcheck.commands.check import log_file, terminal_prompt
 from snowcheck.errors import ConfigError
 from snowcheck.guards import raise_if_too_many
-from snowcheck.locking import InstanceLock, default_lock_path
+from snowcheck.locking import InstanceLock, LockHeld, default_lock_path
 from snowcheck.output.report import Terminal
 from snowcheck.plan import Action
 from snowcheck.planfile import BEFORE_FIELDS, StalePlan, read_plan, stale_reason
@@ -41,8 +41,12 @@ EXIT_OK = 0
 def run_apply(options: ApplyOptions, terminal: Terminal) -> int:
     """Apply a saved plan after checking it is still the instance's; its exit status."""
     redactor: Redactor = terminal.redactor
-    with log_file(options.log_file, redactor):
-        return _apply(options, terminal)
+    try:
+        with log_file(options.log_file, redactor):
+            return _apply(options, terminal)
+    except LockHeld as exc:
+        terminal.info(str(exc))  # another run is writing to this instance: not a failure
+        return EXIT_OK
 
 
 def _apply(options: ApplyOptions, terminal: Terminal) -> int:
