@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from snowcheck.check import assess  # noqa: E402 (after the sys.path insert)
 from snowcheck.emulator import Emulator, LogEntry, Scenario, sequential_rounds  # noqa: E402
+from snowcheck.guards import raise_if_too_many  # noqa: E402
 from snowcheck.plan import Action  # noqa: E402
 from snowcheck.pull import (  # noqa: E402
     DEFAULT_CONCURRENCY,
@@ -132,6 +133,8 @@ def child_check(url: str, *, apply: bool, concurrency: int) -> dict[str, Any]:
         }
         if apply:
             plan.raise_if_unsafe(saw_mid_users=outcome.evaluation.saw_mid_users, force=False)
+            # As `check --apply --max-changes 0`: its 1,100 changes exceed the default 500.
+            raise_if_too_many(plan, max_changes=0, force=False)
             writing = Meter(instance)
             writer = WriteBack(instance, concurrency=concurrency)
             applied = writer.apply(plan)
