@@ -59,7 +59,9 @@ instance and credentials:
   (or SN_PASSWORD), SERVICENOW_PASSWORD_FILE, or a prompt on a terminal; never from
   the command line. A TOML file (--config or SNOWCHECK_CONFIG) may hold all of it,
   with [instances.NAME] profiles chosen by --profile; the command line beats the
-  environment, which beats the file.
+  environment, which beats the file. With --profile (or --all-profiles) the
+  instance and credentials come from the profile only: the variables above are
+  ignored, with a warning naming each.
 """
 
 CHECK_EPILOG = (
@@ -284,9 +286,10 @@ def _apply_parser(commands: Subparsers) -> None:
     apply = commands.add_parser(
         "apply",
         help="write a plan saved by check --out, if nothing changed since",
-        description="Apply exactly the plan that check --out PLAN saved: the issues it touches "
-        "are read again first, and a plan made stale by any change to them (state, count, "
-        "sys_updated_on), or made for another instance, is refused and nothing is written.",
+        description="Apply exactly the plan that check --out PLAN saved. The issues it\n"
+        "touches are read again first: a plan made stale by any change to them (state,\n"
+        "count, sys_updated_on), or made for another instance, is refused, and nothing\n"
+        "is written (exit 1).",
         epilog=CONNECTION_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
