@@ -16,10 +16,12 @@ from snowcheck.commands.check import run_check
 from snowcheck.commands.demo import run_demo
 from snowcheck.commands.doctor import run_doctor
 from snowcheck.commands.emulator import run_emulator
+from snowcheck.credentials import LoginOptions
 from snowcheck.errors import SnowcheckError
 from snowcheck.messages import CHOICES
 from snowcheck.output.report import Terminal
 from snowcheck.plan import DEFAULT_SOURCE
+from snowcheck.servicenow.session import AUTH_METHODS
 from snowcheck.settings import (
     CheckOptions,
     ConnectionOptions,
@@ -53,9 +55,12 @@ instance and credentials:
   name, or a URL (http:// only for loopback addresses). --user or
   SERVICENOW_USERNAME (or SN_USERNAME). The password comes from SERVICENOW_PASSWORD
   (or SN_PASSWORD), SERVICENOW_PASSWORD_FILE, or a prompt on a terminal; never from
-  the command line. A TOML file (--config or SNOWCHECK_CONFIG) may hold all of it,
-  with [instances.NAME] profiles chosen by --profile; the command line beats the
-  environment, which beats the file.
+  the command line. --auth (SERVICENOW_AUTH) picks basic, oauth-password,
+  oauth-client-credentials, api-key or mtls; their secrets come the same way:
+  SERVICENOW_CLIENT_ID, SERVICENOW_CLIENT_SECRET[_FILE], SERVICENOW_API_KEY[_FILE]
+  (or SN_CLIENT_ID, SN_CLIENT_SECRET, SN_API_KEY, SN_GRANT_TYPE). A TOML file
+  (--config or SNOWCHECK_CONFIG) may hold all of it, with [instances.NAME] profiles
+  chosen by --profile; the command line beats the environment, which beats the file.
 """
 
 CHECK_EPILOG = (
@@ -86,6 +91,21 @@ def _connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", metavar="FILE", help="TOML config file (or SNOWCHECK_CONFIG)")
     group.add_argument("--profile", metavar="NAME", help="use [instances.NAME] of the config file")
     group.add_argument("--ca-bundle", metavar="FILE", help="CA bundle to verify the instance's TLS")
+    group.add_argument(
+        "--auth",
+        choices=AUTH_METHODS,
+        help="how to log in (or SERVICENOW_AUTH; default basic); secrets come from the "
+        "environment, files or a prompt, never from the command line",
+    )
+    group.add_argument(
+        "--client-cert", metavar="FILE", help="TLS client certificate (PEM), with any --auth"
+    )
+    group.add_argument("--client-key", metavar="FILE", help="the client certificate's key (PEM)")
+    group.add_argument(
+        "--no-token-cache",
+        action="store_true",
+        help="do not keep OAuth tokens between runs (in the user's state folder)",
+    )
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +142,12 @@ def _connection_options(args: argparse.Namespace) -> ConnectionOptions:
         config=args.config,
         profile=args.profile,
         ca_bundle=args.ca_bundle,
+        login=LoginOptions(
+            auth=args.auth,
+            client_cert=args.client_cert,
+            client_key=args.client_key,
+            no_token_cache=args.no_token_cache,
+        ),
     )
 
 
@@ -266,9 +292,26 @@ def _emulator_parser(commands: Subparsers) -> None:
     emulator.add_argument(
         "--latency", type=float, default=0.0, help="seconds added to every answer"
     )
+    emulator.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    emulator.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
+    emulator.add_argument("--client-ca", metavar="PEM", help="CA of accepted client certificates")
+    emulator.add_argument(
+        "--client-cert",
+        choices=("none", "optional", "required"),
+        default="none",
+        help="ask for a client certificate (default: none)",
+    )
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
-        options = EmulatorOptions(scenario=args.scenario, port=args.port, latency=args.latency)
+        options = EmulatorOptions(
+            scenario=args.scenario,
+            port=args.port,
+            latency=args.latency,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            client_ca=args.client_ca,
+            client_cert=args.client_cert,
+        )
         return run_emulator(options, terminal)
 
     emulator.set_defaults(run=run)

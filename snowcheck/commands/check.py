@@ -30,6 +30,7 @@ from snowcheck.output.report import Terminal
 from snowcheck.plan import Change
 from snowcheck.redact import redact
 from snowcheck.servicenow.instance import Instance
+from snowcheck.servicenow.session import secrets_of
 from snowcheck.settings import (
     CheckOptions,
     ConnectionOptions,
@@ -122,7 +123,8 @@ def _live(
         terminal.warn(warning)
     connection = resolved.connection
     record.instance_url = connection.base_url
-    record.add_secret(connection.password)
+    for secret in secrets_of(connection):
+        record.add_secret(secret)
 
     lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if options.apply and not options.no_lock:

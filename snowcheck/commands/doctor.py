@@ -47,6 +47,7 @@ from datetime import timedelta
 from typing import Any
 
 from snowcheck.commands.check import terminal_prompt
+from snowcheck.commands.doctor_login import accepted, refused
 from snowcheck.commands.doctor_reads import (
     ATTEMPTS,
     DATE_RESOLUTION,
@@ -100,6 +101,12 @@ class _Doctor(TableChecks):
         self._write()
         self._messages()
         self._clock()
+
+    def _refused(self, exc: InstanceError) -> list[Line]:
+        return refused(self.instance, exc, self._said(exc))
+
+    def _accepted(self) -> list[Line]:
+        return accepted(self.instance)
 
     def _write(self) -> None:
         table = ISSUE_TABLE
@@ -248,7 +255,8 @@ def doctor(
         Line(
             OK,
             "configuration",
-            f"{connection.base_url} as {connection.user}; window {settings.window}, "
+            f"{connection.base_url} as {connection.user} (auth {connection.login.method}); "
+            f"window {settings.window}, "
             f"source {settings.source}, messages {settings.messages}",
         )
     )

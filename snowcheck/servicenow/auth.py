@@ -180,6 +180,12 @@ class OAuth(AuthBase):
             return None
         return datetime.fromtimestamp(token.expires_at, UTC)
 
+    def secrets(self) -> tuple[str, ...]:
+        """The client secret and the tokens held now: what a redactor must hide."""
+        token = self._token
+        held = (token.access_token, token.refresh_token or "") if token is not None else ()
+        return tuple(secret for secret in (self.client_secret, *held) if secret)
+
     # -- requests --------------------------------------------------------------------------
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:

@@ -23,7 +23,32 @@ class BadAnswer(InstanceError):
 
 
 class AuthFailed(InstanceError):
-    """HTTP 401: the credentials were refused."""
+    """HTTP 401, or a refused OAuth grant: the credentials were refused."""
+
+    challenges: str | None = None
+    """The 401's ``WWW-Authenticate`` header: the schemes the instance accepts (or None)."""
+
+
+class GrantRefused(AuthFailed):
+    """``/oauth_token.do`` refused the OAuth grant (its message lists the likely causes)."""
+
+
+_REFUSED_HINTS = {
+    "basic": "check the user name and password, and that the account may use basic authentication",
+    "oauth-password": "the OAuth token was refused twice: check that the table's REST API "
+    "access policy accepts OAuth and that the user is active",
+    "oauth-client-credentials": "the OAuth token was refused twice: check that the table's "
+    "REST API access policy accepts OAuth and the OAuth entity's application user",
+    "api-key": "check the API key (SERVICENOW_API_KEY), its header (api_key_header), that its "
+    "REST API Key record is active and not expired, and the access policy",
+    "mtls": "check that the client certificate (client_cert) is mapped to an active user "
+    "and that the access policy accepts certificates",
+}
+
+
+def refused_hint(method: str) -> str:
+    """What to check when the instance answers 401, by the ``auth`` method in use."""
+    return _REFUSED_HINTS.get(method, _REFUSED_HINTS["basic"])
 
 
 class AccessDenied(InstanceError):

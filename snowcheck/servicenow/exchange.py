@@ -23,6 +23,7 @@ import requests
 from snowcheck.errors import InstanceError
 from snowcheck.redact import redact
 from snowcheck.servicenow import errors
+from snowcheck.servicenow.auth import AuthError, TokenEndpointError, WriteUnauthorized
 from snowcheck.servicenow.session import Connection, Session, secrets_of, table_client
 
 log = logging.getLogger("snowcheck.instance")
@@ -180,7 +181,18 @@ class Exchange:
         self._client = table_client(connection, session)
 
     def scrub(self, text: str) -> str:
-        return redact(text, self.secrets, mask="***")
+        # OAuth tokens change during a run: ask the session's auth for those it holds now.
+        return redact(text, secrets_of(self.connection, self.session.auth), mask="***")
+
+    def login_failed(self, exc: AuthError, *, table: str) -> InstanceError:
+        """The one-line error for a failed login (a refused token grant, a write's 401)."""
+        status = exc.status if isinstance(exc, TokenEndpointError) else 401
+        if status is None:
+            return self.error(str(exc), table=table, kind=errors.BadAnswer)
+        if status != 401:
+            return self.error(str(exc), table=table, status=status, kind=errors.ServerError)
+        kind = errors.AuthFailed if isinstance(exc, WriteUnauthorized) else errors.GrantRefused
+        return self.error(str(exc), table=table, status=status, kind=kind)
 
     def error(
         self,
@@ -219,6 +231,8 @@ class Exchange:
             answer = send(resource)
         except pysnow.exceptions.InvalidUsage as exc:
             raise self.error(f"invalid request {doing}: {exc}", table=table) from None
+        except AuthError as exc:
+            raise self.login_failed(exc, table=table) from None
         # pysnow's Response raises before reading an error body; we need the body and
         # the headers, so take the requests.Response it wraps (pysnow 0.7.17 is frozen).
         response: requests.Response = answer._response
@@ -227,12 +241,15 @@ class Exchange:
     def post(self, path: str, body: str, *, table: str, doing: str) -> dict[str, Any]:
         """One JSON POST to ``path`` (not a table: pysnow cannot), checked and decoded."""
         self._count_request()
-        response = self.session.post(
-            f"{self.connection.base_url}{path}",
-            data=body.encode(),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-            timeout=self.connection.timeouts,
-        )
+        try:
+            response = self.session.post(
+                f"{self.connection.base_url}{path}",
+                data=body.encode(),
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                timeout=self.connection.timeouts,
+            )
+        except AuthError as exc:
+            raise self.login_failed(exc, table=table) from None
         return self.decode(response, table=table, doing=doing)
 
     def _count_request(self) -> None:
@@ -253,7 +270,10 @@ class Exchange:
             delay = retry_delay(response.headers, self.local_clock())
             raise Transient(status, delay, servicenow_reason(content))
         if status >= 400:
-            raise self.http_error(status, servicenow_reason(content), table=table, doing=doing)
+            error = self.http_error(status, servicenow_reason(content), table=table, doing=doing)
+            if isinstance(error, errors.AuthFailed):
+                error.challenges = response.headers.get("WWW-Authenticate")
+            raise error
         if 200 <= status < 300:
             self.clock.note(response.headers)
         try:
@@ -320,8 +340,8 @@ class Exchange:
         if status == 401:
             kind = errors.AuthFailed
             message = (
-                f"authentication as {user} failed at {host} ({said}): check the user "
-                "name and password, and that the account may use basic authentication"
+                f"authentication as {user} failed at {host} ({said}): "
+                f"{errors.refused_hint(self.connection.login.method)}"
             )
         elif status == 403:
             kind = errors.AccessDenied
