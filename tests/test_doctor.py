@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from snowcheck.cli import main
-from snowcheck.connection import load_config_file, resolve_connection
+from snowcheck.connection import load_config_file
 from snowcheck.emulator import Emulator, Scenario
 from snowcheck.output.report import Terminal
 from snowcheck.settings import (

@@ -275,7 +275,12 @@ class OAuth(AuthBase):
             response = session.post(
                 self.instance_url + TOKEN_PATH,
                 data=body,
-                headers={"Accept": "application/json"},
+                # Explicit: the session may carry pysnow's JSON Content-Type, which the
+                # instance refuses here.
+                headers={
+                    "Accept": "application/json",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
                 auth=_NoAuth(),
                 timeout=self.timeout,
             )

@@ -93,3 +93,31 @@ class ReadsStopped(InstanceError):
 
 class BatchUnserviced(InstanceError):
     """The Batch API serviced none of a batch's requests, after every attempt."""
+
+
+_HANDSHAKE_REFUSED = ("alert", "eof occurred in violation of protocol", "unexpected eof")
+"""What an SSLError says when the server ended the handshake: often for want of (or over) a
+client certificate."""
+
+
+def tls_failure(text: str, host: str, client_cert: str | None) -> str:
+    """The one-line message for a failed TLS handshake, from the SSLError's text."""
+    said = text.lower()
+    if "certificate verify failed" not in said and any(m in said for m in _HANDSHAKE_REFUSED):
+        if client_cert is None:
+            return (
+                f"TLS handshake with {host} failed: the server ended it, as the instance or a "
+                "load balancer in front of it does when it demands a client certificate: give "
+                "one with --client-cert FILE --client-key FILE (or client_cert and client_key "
+                "in the config file)"
+            )
+        return (
+            f"TLS handshake with {host} failed: the server ended it after snowcheck sent the "
+            f"client certificate {client_cert}: check that a CA the instance trusts signed it "
+            "and that it has not expired"
+        )
+    detail = " (certificate verify failed)" if "certificate verify failed" in said else ""
+    return (
+        f"TLS connection to {host} failed{detail}: if a proxy or private CA signs its "
+        "certificate, pass --ca-bundle FILE or set REQUESTS_CA_BUNDLE"
+    )

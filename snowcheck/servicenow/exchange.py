@@ -409,12 +409,7 @@ def failure(
     kind: type[InstanceError] = errors.Unreachable
     if isinstance(exc, requests.exceptions.SSLError):
         kind = errors.TlsFailed
-        verify_failed = "certificate verify failed" in str(exc).lower()
-        detail = " (certificate verify failed)" if verify_failed else ""
-        message = (
-            f"TLS connection to {host} failed{detail}: if a proxy or private CA signs its "
-            "certificate, pass --ca-bundle FILE or set REQUESTS_CA_BUNDLE"
-        )
+        message = errors.tls_failure(str(exc), host, connection.login.client_cert)
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
         message = (
             f"cannot connect to {host}: timed out after {connection.connect_timeout:g} s "
