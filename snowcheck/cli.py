@@ -87,7 +87,9 @@ examples:
 def _connection_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("instance and credentials")
     group.add_argument("--instance", help="instance: short name, host name or URL")
-    group.add_argument("--user", help="user name for Basic auth")
+    group.add_argument(
+        "--user", help="user name (for basic and oauth-password; optional for the others)"
+    )
     group.add_argument("--config", metavar="FILE", help="TOML config file (or SNOWCHECK_CONFIG)")
     group.add_argument("--profile", metavar="NAME", help="use [instances.NAME] of the config file")
     group.add_argument("--ca-bundle", metavar="FILE", help="CA bundle to verify the instance's TLS")
