@@ -1,5 +1,8 @@
 """The command line: argparse and exit codes; each command's work lives in snowcheck.commands.
 
+Each command's module is imported only when that command runs: start-up time is part of
+every check's wall time, and the demo and the emulator are not needed for a check.
+
 Adding a command: a parser function here (its arguments, and ``set_defaults(run=...)``
 turning them into the command's typed options), and one entry in ``PARSERS``.
 """
@@ -8,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from snowcheck import __version__
-from snowcheck.commands.check import run_check
-from snowcheck.commands.demo import run_demo
-from snowcheck.commands.doctor import run_doctor
-from snowcheck.commands.emulator import run_emulator
+from snowcheck.about import VersionAction
+from snowcheck.crash import OutputClosed, guarded_stdout, last_resort
 from snowcheck.credentials import LoginOptions
+from snowcheck.emulator.options import latency_seconds, port_number
 from snowcheck.errors import SnowcheckError
 from snowcheck.messages import CHOICES
 from snowcheck.output.report import Terminal
@@ -28,6 +30,7 @@ from snowcheck.settings import (
     DemoOptions,
     DoctorOptions,
     EmulatorOptions,
+    ExplainOptions,
     OutputOptions,
     RuleOptions,
 )
@@ -129,7 +132,14 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
         "--concurrency",
         type=int,
         metavar="N",
-        help="reads in flight at once (default 4; 1 reads one table at a time)",
+        help="requests in flight at once (default 6; 1 reads one table at a time)",
+    )
+    rules.add_argument(
+        "--no-advisories",
+        dest="advisories",
+        action="store_false",
+        default=None,
+        help="skip the advisories' extra reads (every MID Server, sys_properties, clone issues)",
     )
 
 
@@ -155,7 +165,11 @@ def _connection_options(args: argparse.Namespace) -> ConnectionOptions:
 
 def _rule_options(args: argparse.Namespace) -> RuleOptions:
     return RuleOptions(
-        window=args.window, source=args.source, messages=args.messages, concurrency=args.concurrency
+        window=args.window,
+        source=args.source,
+        messages=args.messages,
+        concurrency=args.concurrency,
+        advisories=args.advisories,
     )
 
 
@@ -210,6 +224,9 @@ def _check_parser(commands: Subparsers) -> None:
         help="1: the size of every set; 2: every member and each user's conditions",
     )
     output.add_argument(
+        "--wide", action="store_true", help="show the sys_id of each change in the plan"
+    )
+    output.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 3 when the check found issues"
     )
     output.add_argument(
@@ -234,6 +251,7 @@ def _check_parser(commands: Subparsers) -> None:
             quiet=args.quiet,
             log_file=args.log_file,
             prometheus_textfile=args.prometheus_textfile,
+            wide=args.wide,
         )
         options = CheckOptions(
             connection=_connection_options(args),
@@ -246,6 +264,8 @@ def _check_parser(commands: Subparsers) -> None:
             lock_file=args.lock_file,
             no_lock=args.no_lock,
         )
+        from snowcheck.commands.check import run_check
+
         return run_check(options, terminal)
 
     check.set_defaults(run=run)
@@ -265,6 +285,8 @@ def _doctor_parser(commands: Subparsers) -> None:
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
         options = DoctorOptions(connection=_connection_options(args), rules=_rule_options(args))
+        from snowcheck.commands.doctor import run_doctor
+
         return run_doctor(options, terminal)
 
     doctor.set_defaults(run=run)
@@ -279,7 +301,12 @@ def _demo_parser(commands: Subparsers) -> None:
     )
     demo.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: the bundled one)")
 
-    demo.set_defaults(run=lambda args, terminal: run_demo(DemoOptions(args.scenario), terminal))
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        from snowcheck.commands.demo import run_demo
+
+        return run_demo(DemoOptions(args.scenario), terminal)
+
+    demo.set_defaults(run=run)
 
 
 def _emulator_parser(commands: Subparsers) -> None:
@@ -290,9 +317,11 @@ def _emulator_parser(commands: Subparsers) -> None:
         "(or a cron set-up) without an instance.",
     )
     emulator.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: the demo)")
-    emulator.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     emulator.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added to every answer"
+        "--port", type=port_number, default=8080, help="port (default 8080; 0: any free port)"
+    )
+    emulator.add_argument(
+        "--latency", type=latency_seconds, default=0.0, help="seconds added to every answer"
     )
     emulator.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
     emulator.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
@@ -314,13 +343,48 @@ def _emulator_parser(commands: Subparsers) -> None:
             client_ca=args.client_ca,
             client_cert=args.client_cert,
         )
+        from snowcheck.commands.emulator import run_emulator
+
         return run_emulator(options, terminal)
 
     emulator.set_defaults(run=run)
 
 
+def _explain_parser(commands: Subparsers) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="everything behind one user's finding, or its absence",
+        description="Show one user as the check sees them: the sys_user row, the roles that "
+        "matter, the MID Servers naming the user, the login events of the window, each "
+        "condition, the rule that fires (or why none does), the open issue and the plan's "
+        "change for it, and what to check. Writes nothing.",
+        epilog=CONNECTION_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("subject", metavar="USER", help="the User ID (user_name) to explain")
+    _connection_arguments(explain)
+    explain.add_argument("--snapshot", metavar="FILE", help="read a captured instance offline")
+    _check_arguments(explain)
+    explain.add_argument("--format", choices=("table", "json"), default="table")
+
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        from snowcheck.commands.explain import run_explain
+
+        options = ExplainOptions(
+            subject=args.subject,
+            connection=_connection_options(args),
+            rules=_rule_options(args),
+            snapshot=args.snapshot,
+            format=args.format,
+        )
+        return run_explain(options, terminal)
+
+    explain.set_defaults(run=run)
+
+
 PARSERS: tuple[Callable[[Subparsers], None], ...] = (
     _check_parser,
+    _explain_parser,
     _doctor_parser,
     _demo_parser,
     _emulator_parser,
@@ -334,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"snowcheck {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_parser in PARSERS:
         add_parser(commands)
@@ -358,18 +422,23 @@ class _TerminalWarnings(logging.Handler):
 def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    terminal = terminal or Terminal()
+    terminal = terminal or Terminal(stdout=guarded_stdout())
     terminal.quiet = terminal.quiet or getattr(args, "quiet", False)
     warnings = _TerminalWarnings(terminal)
     logging.getLogger("snowcheck").addHandler(warnings)
     try:
         code: int = args.run(args, terminal)
+        terminal.out.file.flush()  # a full disk fails here, not in the interpreter's exit
         return code
+    except OutputClosed:
+        return EXIT_FAILED  # the reader went away (| head): it wants no more, errors included
     except SnowcheckError as exc:
         terminal.error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         terminal.error("interrupted; nothing more was written")
         return EXIT_FAILED
+    except Exception as exc:
+        return last_resort(exc, terminal, debug=getattr(args, "debug", None), environ=os.environ)
     finally:
         logging.getLogger("snowcheck").removeHandler(warnings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from snowcheck.commands.demo import DEMO_SCENARIO
+from snowcheck.commands.demo import scenario_path
 from snowcheck.emulator import ScenarioError, serve
 from snowcheck.emulator.tls import TlsConfig
 from snowcheck.errors import ConfigError
@@ -30,10 +30,12 @@ def _tls(options: EmulatorOptions) -> TlsConfig | None:
 
 def run_emulator(options: EmulatorOptions, terminal: Terminal) -> int:
     """Serve a scenario until interrupted."""
-    scenario = options.scenario or str(DEMO_SCENARIO)
+    scenario = options.scenario
     tls = _tls(options)
     try:
-        serve(scenario, options.port, latency=options.latency, tls=tls)
+        with scenario_path(options.scenario) as path:
+            scenario = str(path)
+            serve(scenario, options.port, latency=options.latency, tls=tls)
     except ScenarioError as exc:
         raise ConfigError(f"scenario {scenario}: {exc}") from None
     except ssl.SSLError as exc:
