@@ -439,6 +439,10 @@ def failure(
             f"cannot connect to {host} ({after}): check --instance, the network and any "
             "proxy (HTTPS_PROXY, NO_PROXY)"
         )
+        if connection.use_ssl and connection.login.client_cert is None and "reset" in str(exc):
+            # Under TLS 1.3 a server refuses a missing client certificate after the handshake.
+            message += "; a reset right after TLS may also mean the instance demands a client "
+            message += "certificate (--client-cert FILE --client-key FILE)"
     else:
         kind = InstanceError
         message = f"request to {host} failed {doing}: {type(exc).__name__} ({after})"
