@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,11 @@ def make_https(tls_files: TlsFiles) -> Iterator[Callable[..., Emulator]]:
         return emulator
 
     yield make
+    # A failed pull does not wait for its other reads (they give up at their next page or
+    # retry): let them end against a live emulator, not a stopped one in a later test.
+    for thread in threading.enumerate():
+        if thread.name.startswith("snowcheck-read"):
+            thread.join(timeout=30)
     for emulator in started:
         emulator.stop()
 
