@@ -182,7 +182,9 @@ def _log_file(path: str | None, record: RunRecord) -> Iterator[None]:
     try:
         yield
     except SnowcheckError as exc:
-        logging.getLogger("snowcheck").error("%s", exc)
+        # To the file only: the terminal says it once, as the error line.
+        log = logging.getLogger("snowcheck")
+        handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (exc,), None))
         raise
     finally:
         root.removeHandler(handler)
