@@ -48,11 +48,12 @@ whose answer was lost costs a look-up read before it is sent again.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, wait
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from snowcheck.errors import InstanceError
+from snowcheck.read_pool import ReadPool
 from snowcheck.records import (
     CONFIG_TABLE,
     EVENT_TABLE,
@@ -232,7 +233,8 @@ def pull_snapshot(
     now = instance.now
     since = window_start(now, window)
 
-    pool = ThreadPoolExecutor(concurrency, "snowcheck-read") if concurrency > 1 else None
+    # Daemon threads: reads abandoned on Ctrl-C or SIGTERM never hold up the exit.
+    pool = ReadPool(concurrency, "snowcheck-read") if concurrency > 1 else None
     failed = True
     try:
         tables = _pull_after_roles(instance, pool, roles, source, since, now, budget)

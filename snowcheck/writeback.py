@@ -18,7 +18,15 @@ from snowcheck.plan import Action, Change, Plan, concurrent_create_survivor, mos
 from snowcheck.records import ISSUE_TABLE
 from snowcheck.servicenow.instance import Instance
 from snowcheck.servicenow.query import and_, chunk_in, eq
-from snowcheck.writeback_batch import CREATED_FIELDS, BatchWriter, OnChange, Written
+from snowcheck.writeback_batch import (
+    CREATED_FIELDS,
+    BatchWriter,
+    OnChange,
+    StopRequested,
+    WritesStopped,
+    Written,
+    never,
+)
 
 log = logging.getLogger("snowcheck.instance")
 
@@ -49,7 +57,8 @@ class WriteBack:
 
     ``batch``, ``batch_items`` and ``batch_bytes`` choose how ``apply`` writes: through
     the Batch API, at most that many changes and bytes per request. Once the instance
-    refused the Batch API, later writes go one by one.
+    refused the Batch API, later writes go one by one. ``stop_requested`` is asked before
+    each write starts: once it says yes (Ctrl-C, SIGTERM), none does.
     """
 
     def __init__(
@@ -59,17 +68,20 @@ class WriteBack:
         batch: bool = True,
         batch_items: int = DEFAULT_BATCH_ITEMS,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
+        stop_requested: StopRequested = never,
     ) -> None:
         if batch_items < 1 or batch_bytes < 1:
             raise ValueError("batch_items and batch_bytes must be at least 1")
         self.instance = instance
         self.batch = batch
+        self.stop_requested = stop_requested
         self.batches = BatchWriter(
             instance,
             write_singly=self.write_singly,
             lost_creates=self.lost_creates,
             batch_items=batch_items,
             batch_bytes=batch_bytes,
+            stop_requested=stop_requested,
         )
         self.duplicates_resolved: list[Change] = []
         """Duplicates of our creates (made by a concurrent run) resolved by the last apply."""
@@ -88,7 +100,7 @@ class WriteBack:
         created = [c for c in applied if c.action is Action.CREATE and c.sys_id]
         settle_error: InstanceError | None = None
         unsettled: list[Change] = []
-        if created:
+        if created and not self.stop_requested():
             try:
                 duplicates = self.duplicates(created)
             except InstanceError as exc:
@@ -135,6 +147,8 @@ class WriteBack:
         """
         applied: list[Change] = []
         for position, (change, unknown) in enumerate(changes):
+            if self.stop_requested():
+                return applied, [c for c, _ in changes[position:]], WritesStopped()
             try:
                 written = self._write(change, unknown=unknown)
             except InstanceError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import time
@@ -13,8 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from snowcheck.check import Outcome, assess, load_snapshot
-from snowcheck.commands.live import live_check
+from snowcheck.commands.live import WriteInterrupted, live_check
+from snowcheck.crash import OutputClosed
 from snowcheck.errors import ConfigError, PartialWrite, SnowcheckError
+from snowcheck.interrupts import Interrupted, signal_name
 from snowcheck.locking import InstanceLock, LockHeld, default_lock_path
 from snowcheck.output.monitoring import (
     RedactingFilter,
@@ -24,9 +27,10 @@ from snowcheck.output.monitoring import (
     read_last_success,
     write_textfile_atomically,
 )
-from snowcheck.output.report import Terminal
+from snowcheck.output.report import Terminal, change_json, to_json
 from snowcheck.plan import Change
 from snowcheck.prompt import password_prompt
+from snowcheck.records import ISSUE_TABLE
 from snowcheck.redact import redact
 from snowcheck.servicenow.instance import Instance
 from snowcheck.settings import (
@@ -144,6 +148,10 @@ def _live(
             record.applied = tuple(c for c in exc.applied if isinstance(c, Change))
             terminal.partial_write(exc)
             raise
+        except WriteInterrupted as exc:
+            record.outcome = exc.outcome
+            record.applied = exc.applied
+            raise
         finally:
             record.requests = instance.requests_made
     record.outcome = checked.outcome
@@ -244,11 +252,29 @@ def run_check(options: CheckOptions, terminal: Terminal) -> int:
                 applied=False,
             )
             terminal.out.file.write(text)
-            return code
+            return exc.exit_code if isinstance(exc, Interrupted) else code
+        if options.output.format == "json" and isinstance(exc, WriteInterrupted):
+            _interrupted_json(terminal, exc)
         raise
     if options.output.prometheus_textfile:
         _write_prometheus(options, record, success=True)
-    return _finish(options, terminal, outcome, record=record)
+    try:
+        return _finish(options, terminal, outcome, record=record)
+    except OutputClosed:
+        if record.applied:
+            terminal.error(
+                "standard output was closed before the report, but the write-back was made: "
+                f"{len(record.applied)} changes written to {ISSUE_TABLE}"
+            )
+        raise
+
+
+def _interrupted_json(terminal: Terminal, exc: WriteInterrupted) -> None:
+    """The JSON document of a write-back stopped by a signal: ``changes`` lists what was written."""
+    document = to_json(exc.outcome, applied=exc.applied)
+    document["interrupted"] = signal_name(exc.signum)
+    document["not_applied"] = [change_json(change) for change in exc.not_applied]
+    terminal.out.file.write(json.dumps(document, indent=2) + "\n")
 
 
 def _finish(
