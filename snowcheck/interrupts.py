@@ -3,7 +3,8 @@
 ``handling_signals`` (entered by ``main``) turns SIGINT and SIGTERM into `Interrupted`,
 raised in the main thread: exit status 128 + the signal's number, 130 or 143. A read in
 flight is abandoned, and the hooks registered with `on_signal` stop the reads of other
-threads at their next page or retry. Inside `writing` a signal is only noted: the write
+threads at their next page or retry; threads started inside `threads_leave_signals`
+leave the signals to the main thread. Inside `writing` a signal is only noted: the write
 in flight completes or times out, the write-back asks `requested` before it starts
 another, and the caller reports what was and was not written. Signals are process-wide,
 and so is this state.
@@ -21,6 +22,21 @@ from types import FrameType
 from snowcheck.errors import SnowcheckError
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def threads_leave_signals() -> Iterator[None]:
+    """Threads started inside never take SIGINT or SIGTERM: the main thread does.
+
+    The kernel hands a process's signal to any thread that does not block it; given to
+    another thread, it would leave the main thread blocked (on a socket, a lock) until
+    that returned. Threads inherit the blocked signals of the thread starting them.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def signal_name(signum: int) -> str:
@@ -53,7 +69,8 @@ class _Signals:
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_write, False)
         self._runner = threading.Thread(target=self._run_hooks, name="snowcheck-stop", daemon=True)
-        self._runner.start()
+        with threads_leave_signals():
+            self._runner.start()
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         first = self.received is None

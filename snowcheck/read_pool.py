@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, wait
 from typing import Any, ParamSpec, TypeVar
+
+from snowcheck.interrupts import threads_leave_signals
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 _Call = tuple["Future[Any]", Callable[[], Any]]
+
+WAKE_EVERY = 0.2
+"""Seconds between the waking moments of a thread waiting for reads."""
+
+
+def wait_for_first_failure(
+    futures: Sequence[Future[Any]],
+) -> tuple[set[Future[Any]], set[Future[Any]]]:
+    """``concurrent.futures.wait(futures, return_when=FIRST_EXCEPTION)``, in short waits.
+
+    Between them the main thread runs its signal handlers, even for a signal that
+    reached another thread (one not started inside ``threads_leave_signals``).
+    """
+    while True:
+        done, pending = wait(futures, timeout=WAKE_EVERY, return_when=FIRST_EXCEPTION)
+        if not pending or any(future.exception() is not None for future in done):
+            return done, pending
 
 
 class ReadPool(Executor):
@@ -21,7 +40,8 @@ class ReadPool(Executor):
     behind by Ctrl-C or SIGTERM (nothing will use its answer) would hold up the exit
     until its socket times out, a minute later. These threads are daemons: the process
     exits at once and they end with it. Abandoned reads stop by themselves at their next
-    page or retry (``Instance.stop_reads``).
+    page or retry (``Instance.stop_reads``). They leave SIGINT and SIGTERM to the main
+    thread.
     """
 
     def __init__(self, workers: int, name: str) -> None:
@@ -44,7 +64,8 @@ class ReadPool(Executor):
                 thread = threading.Thread(
                     target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True
                 )
-                thread.start()
+                with threads_leave_signals():
+                    thread.start()
                 self._threads.append(thread)
         return future
 

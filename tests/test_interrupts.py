@@ -19,7 +19,7 @@ from snowcheck.emulator import BatchConfig, Emulator
 from snowcheck.errors import PartialWrite
 from snowcheck.interrupts import Interrupted, handling_signals
 from snowcheck.plan import Change
-from snowcheck.read_pool import ReadPool
+from snowcheck.read_pool import ReadPool, wait_for_first_failure
 from snowcheck.writeback_batch import WritesStopped
 
 __all__ = ["emulator"]  # the fixture, imported for the write-back tests
@@ -159,3 +159,14 @@ def test_a_read_left_waiting_does_not_hold_up_the_exit() -> None:
     done = subprocess.run([sys.executable, "-c", program], timeout=30, check=False)
     assert done.returncode == 0
     assert time.monotonic() - started < 5
+
+
+def test_waiting_for_reads_returns_at_the_first_failure() -> None:
+    pool = ReadPool(2, "test")
+    release = threading.Event()
+    slow = pool.submit(release.wait, 10)
+    failed = pool.submit(int, "not a number")
+    done, pending = wait_for_first_failure([slow, failed])
+    assert failed in done and slow in pending
+    release.set()
+    pool.shutdown()

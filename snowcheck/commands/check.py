@@ -17,7 +17,7 @@ from snowcheck.check import Outcome, assess, load_snapshot
 from snowcheck.commands.live import WriteInterrupted, live_check
 from snowcheck.crash import OutputClosed
 from snowcheck.errors import ConfigError, PartialWrite, SnowcheckError
-from snowcheck.interrupts import Interrupted, signal_name
+from snowcheck.interrupts import Interrupted, signal_name, threads_leave_signals
 from snowcheck.locking import InstanceLock, LockHeld, default_lock_path
 from snowcheck.output.monitoring import (
     RedactingFilter,
@@ -84,13 +84,25 @@ def _progress(terminal: Terminal) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    return Progress(
+    progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         console=terminal.err,
         transient=True,
     )
+    return _leaving_signals(progress)
+
+
+@contextlib.contextmanager
+def _leaving_signals(progress: Any) -> Iterator[Any]:
+    """The progress bar, whose refresh thread leaves Ctrl-C to the main thread."""
+    with threads_leave_signals():
+        progress.start()
+    try:
+        yield progress
+    finally:
+        progress.stop()
 
 
 def _progress_callback(bar: Any) -> Callable[[str, int, int | None], None] | None:
@@ -170,6 +182,7 @@ def _offline(options: CheckOptions, terminal: Terminal) -> Outcome:
         window=settings.window,
         source=settings.source,
         messages=settings.messages,
+        advisories=settings.advisories,
     )
     for warning in outcome.plan.warnings:
         terminal.warn(warning)
@@ -337,7 +350,9 @@ def run_all_profiles(options: CheckOptions, terminal: Terminal) -> int:
     if not names:
         raise ConfigError("--all-profiles needs [instances.NAME] tables in the config file")
     with ThreadPoolExecutor(max_workers=min(4, len(names))) as pool:
-        results = list(pool.map(lambda name: _run_profile(options, name, file_config), names))
+        with threads_leave_signals():  # the main thread takes Ctrl-C
+            running = pool.map(lambda name: _run_profile(options, name, file_config), names)
+        results = list(running)
     terminal.profiles(results)
     if any(result.error and result.code for result in results):
         return EXIT_FAILED

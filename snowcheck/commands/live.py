@@ -105,6 +105,7 @@ def _live_check(
         window=settings.window,
         source=settings.source,
         concurrency=settings.concurrency,
+        advisories=settings.advisories,
     )
     if snapshot.clock_source == "local":
         warn("the instance sent no usable Date header: using the local clock as 'now'")
@@ -114,6 +115,7 @@ def _live_check(
         window=settings.window,
         source=settings.source,
         messages=settings.messages,
+        advisories=settings.advisories,
     )
     for warning in outcome.plan.warnings:
         warn(warning)
@@ -134,6 +136,7 @@ def _live_check(
         instance,
         batch=write.batch,
         batch_items=write.batch_items,
+        concurrency=settings.concurrency,
         stop_requested=interrupts.requested,
     )
     applied = _write_back(writer, plan, outcome, on_change)

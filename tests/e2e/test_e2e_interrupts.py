@@ -100,21 +100,26 @@ def _metric(samples: dict[str, float], name: str) -> list[float]:
 
 @pytest.mark.parametrize(("signum", "code"), SIGNALS)
 @pytest.mark.parametrize(
-    "slow_table",
+    ("slow_table", "options"),
     [
-        # The first read runs in the main thread; ecc_agent is read by a pool thread.
-        pytest.param("sys_user_role", id="main-thread-read"),
-        pytest.param("/ecc_agent?", id="pooled-read"),
+        # One read at a time: in the main thread.
+        pytest.param("/sys_user_has_role?", ["--concurrency", "1"], id="main-thread-read"),
+        pytest.param("/ecc_agent?", [], id="pooled-read"),
+        # With two rows a page, a later page of a read (they go out at once).
+        pytest.param("sysparm_offset=2", [], id="later-page"),
     ],
 )
 def test_a_signal_during_a_slow_read_ends_the_run_within_a_second(
-    tmp_path: Path, signum: int, code: int, slow_table: str
+    tmp_path: Path, signum: int, code: int, slow_table: str, options: list[str]
 ) -> None:
     emu = start()
     try:
         before = issues(emu)
         emu.faults.add("slow", seconds=30, method="GET", path=slow_table)
+        config = tmp_path / "snowcheck.toml"
+        config.write_text("page_size = 2\n")
         argv = ["--apply", "--prometheus-textfile", str(tmp_path / "snowcheck.prom")]
+        argv += ["--config", str(config), *options]
         stopped = _signal_when_taken(emu, argv, tmp_path, signum)
         assert stopped.seconds < 1.0, stopped
         assert stopped.code == code
