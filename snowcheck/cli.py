@@ -1,5 +1,8 @@
 """The command line: argparse and exit codes; each command's work lives in snowcheck.commands.
 
+Each command's module is imported only when that command runs: start-up time is part of
+every check's wall time, and the demo and the emulator are not needed for a check.
+
 Adding a command: a parser function here (its arguments, and ``set_defaults(run=...)``
 turning them into the command's typed options), and one entry in ``PARSERS``.
 """
@@ -15,10 +18,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from snowcheck.about import VersionAction
-from snowcheck.commands.check import run_check
-from snowcheck.commands.demo import run_demo
-from snowcheck.commands.doctor import run_doctor
-from snowcheck.commands.emulator import run_emulator
 from snowcheck.crash import OutputClosed, guarded_stdout, last_resort
 from snowcheck.emulator.options import latency_seconds, port_number
 from snowcheck.errors import SnowcheckError
@@ -241,6 +240,8 @@ def _check_parser(commands: Subparsers) -> None:
             lock_file=args.lock_file,
             no_lock=args.no_lock,
         )
+        from snowcheck.commands.check import run_check
+
         return run_check(options, terminal)
 
     check.set_defaults(run=run)
@@ -260,6 +261,8 @@ def _doctor_parser(commands: Subparsers) -> None:
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
         options = DoctorOptions(connection=_connection_options(args), rules=_rule_options(args))
+        from snowcheck.commands.doctor import run_doctor
+
         return run_doctor(options, terminal)
 
     doctor.set_defaults(run=run)
@@ -274,7 +277,12 @@ def _demo_parser(commands: Subparsers) -> None:
     )
     demo.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: the bundled one)")
 
-    demo.set_defaults(run=lambda args, terminal: run_demo(DemoOptions(args.scenario), terminal))
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        from snowcheck.commands.demo import run_demo
+
+        return run_demo(DemoOptions(args.scenario), terminal)
+
+    demo.set_defaults(run=run)
 
 
 def _emulator_parser(commands: Subparsers) -> None:
@@ -294,6 +302,8 @@ def _emulator_parser(commands: Subparsers) -> None:
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
         options = EmulatorOptions(scenario=args.scenario, port=args.port, latency=args.latency)
+        from snowcheck.commands.emulator import run_emulator
+
         return run_emulator(options, terminal)
 
     # Ctrl-C is how the emulator is stopped: it keeps Python's own handling of signals.

@@ -22,7 +22,7 @@ from snowcheck.output.plan_diff import plan_brief
 from snowcheck.output.report import Terminal
 from snowcheck.output.text import Glyphs, Trimmed, data
 from snowcheck.plan import DEFAULT_SOURCE
-from snowcheck.records import ISSUE_TABLE, MID_TABLE
+from snowcheck.records import ISSUE_TABLE, MID_TABLE, USER_TABLE, format_time
 from snowcheck.resources import DEMO_SCENARIO, data_path
 from snowcheck.rules import DEFAULT_WINDOW
 from snowcheck.servicenow.instance import Instance
@@ -147,10 +147,15 @@ def _demo(terminal: Terminal, path: Path) -> None:
 
 
 def _fix_one_problem(instance: Instance, emulator: Emulator) -> None:
-    """What an admin's fix looks like to the instance: the MID is Up and its user logged in."""
+    """What an admin's fix looks like to the instance: the user's password reset cleared, the
+    MID Up and refreshed (no heartbeat overdue), and its user logged in."""
+    for row in emulator.rows(USER_TABLE):
+        if row.get("user_name") == FIXED_USER:
+            instance.patch(USER_TABLE, row["sys_id"], {"password_needs_reset": "false"})
+    refreshed = format_time(emulator.clock.now())
     for row in emulator.rows(MID_TABLE):
         if row.get("name") == FIXED_MID:
-            instance.patch(MID_TABLE, row["sys_id"], {"status": "Up"})
+            instance.patch(MID_TABLE, row["sys_id"], {"status": "Up", "last_refreshed": refreshed})
     emulator.load_rows(
         "sysevent", [{"name": "login", "parm1": FIXED_USER, "parm2": "", "sys_created_on": ""}]
     )
