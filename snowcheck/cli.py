@@ -10,20 +10,25 @@ turning them into the command's typed options), and one entry in ``PARSERS``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from snowcheck.about import VersionAction
+from snowcheck.cli_apply import apply_parser, max_changes_argument
 from snowcheck.crash import OutputClosed, guarded_stdout, last_resort
+from snowcheck.credentials import LoginOptions
 from snowcheck.emulator.options import latency_seconds, port_number
 from snowcheck.errors import SnowcheckError
+from snowcheck.interrupts import Interrupted, handling_signals, received, signal_name
 from snowcheck.messages import CHOICES
 from snowcheck.output.report import Terminal
 from snowcheck.plan import DEFAULT_SOURCE
+from snowcheck.servicenow.session import AUTH_METHODS
 from snowcheck.settings import (
-    ApplyOptions,
     CheckOptions,
     ConnectionOptions,
     DemoOptions,
@@ -57,11 +62,14 @@ instance and credentials:
   name, or a URL (http:// only for loopback addresses). --user or
   SERVICENOW_USERNAME (or SN_USERNAME). The password comes from SERVICENOW_PASSWORD
   (or SN_PASSWORD), SERVICENOW_PASSWORD_FILE, or a prompt on a terminal; never from
-  the command line. A TOML file (--config or SNOWCHECK_CONFIG) may hold all of it,
-  with [instances.NAME] profiles chosen by --profile; the command line beats the
-  environment, which beats the file. With --profile (or --all-profiles) the
-  instance and credentials come from the profile only: the variables above are
-  ignored, with a warning naming each.
+  the command line. --auth (SERVICENOW_AUTH) picks basic, oauth-password,
+  oauth-client-credentials, api-key or mtls; their secrets come the same way:
+  SERVICENOW_CLIENT_ID, SERVICENOW_CLIENT_SECRET[_FILE], SERVICENOW_API_KEY[_FILE]
+  (or SN_CLIENT_ID, SN_CLIENT_SECRET, SN_API_KEY, SN_GRANT_TYPE). A TOML file
+  (--config or SNOWCHECK_CONFIG) may hold all of it, with [instances.NAME] profiles
+  chosen by --profile; the command line beats the environment, which beats the file.
+  With --profile (or --all-profiles) the instance and credentials come from the
+  profile only: the variables above are ignored, with a warning naming each.
 """
 
 CHECK_EPILOG = (
@@ -70,8 +78,9 @@ CHECK_EPILOG = (
 exit status:
   0 the check ran (also: another run holds the lock); 1 it could not complete
   (nothing written); 2 usage or configuration error; 3 with --detailed-exitcode,
-  the check ran and found issues. With --format nagios: 0 OK, 1 WARNING,
-  2 CRITICAL, 3 UNKNOWN.
+  the check ran and found issues; 130 or 143 stopped by Ctrl-C (SIGINT) or SIGTERM
+  (the write in flight completes, none starts after). With --format nagios: 0 OK,
+  1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
 examples:
   snowcheck check --instance dev12345 --user mid.checker
@@ -88,10 +97,27 @@ examples:
 def _connection_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("instance and credentials")
     group.add_argument("--instance", help="instance: short name, host name or URL")
-    group.add_argument("--user", help="user name for Basic auth")
+    group.add_argument(
+        "--user", help="user name (for basic and oauth-password; optional for the others)"
+    )
     group.add_argument("--config", metavar="FILE", help="TOML config file (or SNOWCHECK_CONFIG)")
     group.add_argument("--profile", metavar="NAME", help="use [instances.NAME] of the config file")
     group.add_argument("--ca-bundle", metavar="FILE", help="CA bundle to verify the instance's TLS")
+    group.add_argument(
+        "--auth",
+        choices=AUTH_METHODS,
+        help="how to log in (or SERVICENOW_AUTH; default basic); secrets come from the "
+        "environment, files or a prompt, never from the command line",
+    )
+    group.add_argument(
+        "--client-cert", metavar="FILE", help="TLS client certificate (PEM), with any --auth"
+    )
+    group.add_argument("--client-key", metavar="FILE", help="the client certificate's key (PEM)")
+    group.add_argument(
+        "--no-token-cache",
+        action="store_true",
+        help="do not keep OAuth tokens between runs (in the user's state folder)",
+    )
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,6 +161,12 @@ def _connection_options(args: argparse.Namespace) -> ConnectionOptions:
         config=args.config,
         profile=args.profile,
         ca_bundle=args.ca_bundle,
+        login=LoginOptions(
+            auth=args.auth,
+            client_cert=args.client_cert,
+            client_key=args.client_key,
+            no_token_cache=args.no_token_cache,
+        ),
     )
 
 
@@ -185,7 +217,7 @@ def _check_parser(commands: Subparsers) -> None:
     writing.add_argument(
         "--no-lock", action="store_true", help="apply without taking the per-instance lock"
     )
-    _max_changes_argument(writing)
+    max_changes_argument(writing)
     writing.add_argument(
         "--out",
         metavar="PLAN",
@@ -266,58 +298,8 @@ def _check_parser(commands: Subparsers) -> None:
     check.set_defaults(run=run)
 
 
-def _changes_limit(text: str) -> int:
-    if not (text.isascii() and text.isdigit()):
-        raise argparse.ArgumentTypeError(f"not a whole number of changes: {text!r} (0: no limit)")
-    return int(text)
-
-
-def _max_changes_argument(group: Any) -> None:
-    group.add_argument(
-        "--max-changes",
-        type=_changes_limit,
-        metavar="N",
-        help="apply at most N changes without --force (default 500, or the profile's "
-        "max_changes; 0: no limit)",
-    )
-
-
 def _apply_parser(commands: Subparsers) -> None:
-    apply = commands.add_parser(
-        "apply",
-        help="write a plan saved by check --out, if nothing changed since",
-        description="Apply exactly the plan that check --out PLAN saved. The issues it\n"
-        "touches are read again first: a plan made stale by any change to them (state,\n"
-        "count, sys_updated_on), or made for another instance, is refused, and nothing\n"
-        "is written (exit 1).",
-        epilog=CONNECTION_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    apply.add_argument("plan", metavar="PLAN", help="the plan file written by check --out")
-    _connection_arguments(apply)
-    apply.add_argument("--force", action="store_true", help="apply a plan above --max-changes")
-    _max_changes_argument(apply)
-    apply.add_argument("--lock-file", metavar="PATH", help="lock held while applying")
-    apply.add_argument("--no-lock", action="store_true", help="apply without the instance lock")
-    apply.add_argument("--quiet", action="store_true", help="print nothing on success")
-    apply.add_argument("--log-file", metavar="PATH", help="append timestamped log lines here")
-
-    def run(args: argparse.Namespace, terminal: Terminal) -> int:
-        from snowcheck.commands.apply import run_apply
-
-        options = ApplyOptions(
-            plan=args.plan,
-            connection=_connection_options(args),
-            force=args.force,
-            max_changes=args.max_changes,
-            lock_file=args.lock_file,
-            no_lock=args.no_lock,
-            quiet=args.quiet,
-            log_file=args.log_file,
-        )
-        return run_apply(options, terminal)
-
-    apply.set_defaults(run=run)
+    apply_parser(commands, _connection_arguments, _connection_options, CONNECTION_HELP)
 
 
 def _doctor_parser(commands: Subparsers) -> None:
@@ -372,14 +354,32 @@ def _emulator_parser(commands: Subparsers) -> None:
     emulator.add_argument(
         "--latency", type=latency_seconds, default=0.0, help="seconds added to every answer"
     )
+    emulator.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    emulator.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
+    emulator.add_argument("--client-ca", metavar="PEM", help="CA of accepted client certificates")
+    emulator.add_argument(
+        "--client-cert",
+        choices=("none", "optional", "required"),
+        default="none",
+        help="ask for a client certificate (default: none)",
+    )
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
-        options = EmulatorOptions(scenario=args.scenario, port=args.port, latency=args.latency)
+        options = EmulatorOptions(
+            scenario=args.scenario,
+            port=args.port,
+            latency=args.latency,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            client_ca=args.client_ca,
+            client_cert=args.client_cert,
+        )
         from snowcheck.commands.emulator import run_emulator
 
         return run_emulator(options, terminal)
 
-    emulator.set_defaults(run=run)
+    # Ctrl-C is how the emulator is stopped: it keeps Python's own handling of signals.
+    emulator.set_defaults(run=run, own_signals=True)
 
 
 def _explain_parser(commands: Subparsers) -> None:
@@ -449,7 +449,8 @@ class _TerminalWarnings(logging.Handler):
         self.terminal = terminal
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.terminal.warn(record.getMessage())
+        if not getattr(record, "file_only", False):  # commands.check.FILE_ONLY
+            self.terminal.warn(record.getMessage())
 
 
 def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) -> int:
@@ -459,19 +460,36 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
     terminal.quiet = terminal.quiet or getattr(args, "quiet", False)
     warnings = _TerminalWarnings(terminal)
     logging.getLogger("snowcheck").addHandler(warnings)
-    try:
-        code: int = args.run(args, terminal)
-        terminal.out.file.flush()  # a full disk fails here, not in the interpreter's exit
-        return code
-    except OutputClosed:
-        return EXIT_FAILED  # the reader went away (| head): it wants no more, errors included
-    except SnowcheckError as exc:
-        terminal.error(str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        terminal.error("interrupted; nothing more was written")
-        return EXIT_FAILED
-    except Exception as exc:
-        return last_resort(exc, terminal, debug=getattr(args, "debug", None), environ=os.environ)
-    finally:
-        logging.getLogger("snowcheck").removeHandler(warnings)
+    own_signals = getattr(args, "own_signals", False)
+    with contextlib.nullcontext() if own_signals else handling_signals():  # to the last line
+        try:
+            code: int = args.run(args, terminal)
+            terminal.out.file.flush()  # a full disk fails here, not in the interpreter's exit
+            return _noted_signal(terminal) or code
+        except OutputClosed:
+            return EXIT_FAILED  # the reader went away (| head): it wants no more, errors included
+        except SnowcheckError as exc:
+            terminal.error(str(exc))
+            return exc.exit_code
+        except KeyboardInterrupt:  # SIGINT where snowcheck does not handle it
+            interrupted = Interrupted(signal.SIGINT)
+            terminal.error(str(interrupted))
+            return interrupted.exit_code
+        except Exception as exc:
+            debug = getattr(args, "debug", None)
+            return last_resort(exc, terminal, debug=debug, environ=os.environ)
+        finally:
+            logging.getLogger("snowcheck").removeHandler(warnings)
+
+
+def _noted_signal(terminal: Terminal) -> int | None:
+    """The exit status of a run that ended normally although a signal was noted, else None.
+
+    Only write-backs of other threads (--all-profiles) keep a signal from raising; each
+    says what it wrote, in its own row.
+    """
+    signum = received()
+    if signum is None:
+        return None
+    terminal.error(f"interrupted by {signal_name(signum)}")
+    return 128 + signum

@@ -12,12 +12,13 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from snowcheck.connection import ResolvedConnection, config_path, load_config_file
 from snowcheck.connection import resolve_connection as _resolve_connection
+from snowcheck.credentials import ACCOUNTS, LoginOptions, resolve_login
 from snowcheck.errors import ConfigError
 from snowcheck.guards import DEFAULT_MAX_CHANGES
 from snowcheck.messages import CHOICES
@@ -44,6 +45,14 @@ CONFIG_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "batch": bool,  # write through the Batch API
     "batch_size": int,  # changes per batch request
     "max_changes": int,  # the largest plan --apply writes without --force (0: no limit)
+    "auth": str,  # basic, oauth-password, oauth-client-credentials, api-key or mtls
+    "client_id": str,  # the OAuth client id
+    "client_secret_file": str,  # relative to the config file
+    "api_key_file": str,  # relative to the config file
+    "api_key_header": str,  # the API key's header (default x-sn-apikey)
+    "client_cert": str,  # a PEM client certificate, relative to the config file
+    "client_key": str,  # its private key, relative to the config file
+    "token_cache": bool,  # false: no OAuth token kept between runs
 }
 """Every key a config file may hold, at the top or in [instances.NAME], with its TOML type."""
 
@@ -62,6 +71,8 @@ class ConnectionOptions:
     config: str | None = None
     profile: str | None = None
     ca_bundle: str | None = None
+    login: LoginOptions = field(default_factory=LoginOptions)
+    """--auth, --client-cert, --client-key, --no-token-cache."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,12 @@ class EmulatorOptions:
     scenario: str | None = None
     port: int = 8080
     latency: float = 0.0
+    tls_cert: str | None = None
+    """Serve HTTPS with this certificate (and tls_key)."""
+    tls_key: str | None = None
+    client_ca: str | None = None
+    client_cert: str = "none"
+    """none, optional or required: whether to ask for a client certificate."""
 
 
 # The settings commands work with ------------------------------------------------------------
@@ -349,6 +366,10 @@ OVERRIDING_ENVIRONMENT = (
     "SERVICENOW_PASSWORD",
     "SERVICENOW_PASSWORD_FILE",
     "SN_PASSWORD",
+    "SN_CLIENT_ID",
+    "SN_CLIENT_SECRET",
+    "SN_API_KEY",
+    "SN_GRANT_TYPE",
 )
 """Variables that choose the instance or the credentials. An explicit profile ignores them;
 so does any other SERVICENOW_* variable (an auth method's secrets)."""
@@ -381,22 +402,26 @@ def resolve_connection(
     prompt: Callable[[str], str] | None,
     environ: Mapping[str, str] | None = None,
 ) -> ResolvedConnection:
-    """The connection: command line, then environment, then the file (see snowcheck.connection).
+    """The connection: command line, then environment, then the file (see snowcheck.connection
+    and, for the ``auth`` method and its secrets, snowcheck.credentials).
 
     With a profile named (--profile, or each of --all-profiles) the environment no longer
     chooses the instance or the credentials: the profile does, and each variable set that
     would have overridden it is named in a warning.
     """
-    environment = os.environ if environ is None else environ
+    environ = os.environ if environ is None else environ
     ignored: list[str] = []
     if cli.profile is not None:
-        environment, ignored = profile_environment(environment, profile, cli.profile)
+        environ, ignored = profile_environment(environ, profile, cli.profile)
+    login = resolve_login(cli.login, profile, environ=environ, prompt=prompt)
     resolved = _resolve_connection(
         instance=cli.instance,
         user=cli.user,
         ca_bundle=cli.ca_bundle,
         config=profile,
-        environ=environment,
+        environ=environ,
         prompt=prompt,
+        login=login.login,
+        account=ACCOUNTS.get(login.login.method),
     )
-    return replace(resolved, warnings=(*ignored, *resolved.warnings))
+    return replace(resolved, warnings=(*ignored, *login.warnings, *resolved.warnings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from snowcheck.check import Outcome, assess, load_snapshot
-from snowcheck.commands.live import live_check
+from snowcheck.commands.live import WriteInterrupted, live_check
+from snowcheck.crash import OutputClosed
 from snowcheck.errors import ConfigError, PartialWrite, SnowcheckError
+from snowcheck.interrupts import Interrupted, signal_name, threads_leave_signals
 from snowcheck.locking import InstanceLock, LockHeld, default_lock_path
 from snowcheck.output.monitoring import (
     nagios_report,
@@ -22,12 +25,14 @@ from snowcheck.output.monitoring import (
     read_last_success,
     write_textfile_atomically,
 )
-from snowcheck.output.report import Terminal
+from snowcheck.output.report import Terminal, change_json, to_json
 from snowcheck.plan import Change
 from snowcheck.planfile import write_plan
 from snowcheck.prompt import password_prompt
+from snowcheck.records import ISSUE_TABLE
 from snowcheck.redact import Redactor
 from snowcheck.servicenow.instance import Instance
+from snowcheck.servicenow.session import secrets_of
 from snowcheck.settings import (
     CheckOptions,
     check_settings,
@@ -38,6 +43,9 @@ from snowcheck.settings import (
 )
 
 log = logging.getLogger("snowcheck.check")
+
+FILE_ONLY = "file_only"
+"""A log record with this attribute set goes to the log file, not to the terminal."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -74,13 +82,25 @@ def _progress(terminal: Terminal) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    return Progress(
+    progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         console=terminal.err,
         transient=True,
     )
+    return _leaving_signals(progress)
+
+
+@contextlib.contextmanager
+def _leaving_signals(progress: Any) -> Iterator[Any]:
+    """The progress bar, whose refresh thread leaves Ctrl-C to the main thread."""
+    with threads_leave_signals():
+        progress.start()
+    try:
+        yield progress
+    finally:
+        progress.stop()
 
 
 def _progress_callback(bar: Any) -> Callable[[str, int, int | None], None] | None:
@@ -134,6 +154,8 @@ def _live(
     connection = resolved.connection
     record.instance_url = connection.base_url
     record.redactor.add_login(connection.user, connection.password)
+    for secret in secrets_of(connection):
+        record.redactor.add(secret)
 
     lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if apply and not options.no_lock:
@@ -157,6 +179,10 @@ def _live(
         except PartialWrite as exc:
             record.applied = tuple(c for c in exc.applied if isinstance(c, Change))
             terminal.partial_write(exc)
+            raise
+        except WriteInterrupted as exc:
+            record.outcome = exc.outcome
+            record.applied = exc.applied
             raise
         finally:
             record.requests = instance.requests_made
@@ -211,7 +237,8 @@ def log_file(path: str | None, redactor: Redactor) -> Iterator[None]:
         log.info("%s", exc)
         raise
     except SnowcheckError as exc:
-        log.error("%s", exc)
+        # To the file only: the terminal says it once, as the error line.
+        log.error("%s", exc, extra={FILE_ONLY: True})
         raise
     finally:
         root.removeHandler(handler)
@@ -278,11 +305,29 @@ def run_check(options: CheckOptions, terminal: Terminal) -> int:
                 applied=False,
             )
             terminal.out.file.write(text)
-            return code
+            return exc.exit_code if isinstance(exc, Interrupted) else code
+        if options.output.format == "json" and isinstance(exc, WriteInterrupted):
+            _interrupted_json(terminal, exc)
         raise
     if options.output.prometheus_textfile:
         _write_prometheus(options, record, success=True)
-    return _finish(options, terminal, outcome, record=record)
+    try:
+        return _finish(options, terminal, outcome, record=record)
+    except OutputClosed:
+        if record.applied:
+            terminal.error(
+                "standard output was closed before the report, but the write-back was made: "
+                f"{len(record.applied)} changes written to {ISSUE_TABLE}"
+            )
+        raise
+
+
+def _interrupted_json(terminal: Terminal, exc: WriteInterrupted) -> None:
+    """The JSON document of a write-back stopped by a signal: ``changes`` lists what was written."""
+    document = to_json(exc.outcome, applied=exc.applied)
+    document["interrupted"] = signal_name(exc.signum)
+    document["not_applied"] = [change_json(change) for change in exc.not_applied]
+    terminal.out.file.write(json.dumps(document, indent=2) + "\n")
 
 
 def _finish(

@@ -23,12 +23,14 @@ from snowcheck.check import Outcome
 from snowcheck.commands.check import (
     EXIT_FINDINGS,
     EXIT_OK,
+    FILE_ONLY,
     RunRecord,
     _live,
     log_file,
     warner,
 )
 from snowcheck.errors import ConfigError, SnowcheckError
+from snowcheck.interrupts import threads_leave_signals
 from snowcheck.locking import LockHeld
 from snowcheck.output.monitoring import (
     PrometheusRun,
@@ -82,7 +84,9 @@ def _run_profile(
         held = isinstance(exc, LockHeld)
         code = EXIT_OK if held else exc.exit_code
         message = redactor(str(exc))
-        log.log(logging.INFO if held else logging.ERROR, "profile %s: %s", name, message)
+        # To the log file only: the summary (or, under --quiet, an error line) says it.
+        level = logging.INFO if held else logging.ERROR
+        log.log(level, "profile %s: %s", name, message, extra={FILE_ONLY: True})
         return ProfileResult(
             name,
             record.instance_url,
@@ -135,12 +139,12 @@ def run_fleet(options: CheckOptions, terminal: Terminal) -> int:
         if not names:
             raise ConfigError("--all-profiles needs [instances.NAME] tables in the config file")
         with ThreadPoolExecutor(max_workers=min(FLEET_THREADS, len(names))) as pool:
-            results = list(
-                pool.map(
+            with threads_leave_signals():  # the main thread takes Ctrl-C
+                running = pool.map(
                     lambda name: _run_profile(options, name, file_config, terminal.redactor),
                     names,
                 )
-            )
+            results = list(running)
     if options.output.prometheus_textfile:
         _write_prometheus(options.output.prometheus_textfile, results)
     output = options.output

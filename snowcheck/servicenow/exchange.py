@@ -23,7 +23,14 @@ import requests
 from snowcheck.errors import InstanceError
 from snowcheck.redact import Redactor
 from snowcheck.servicenow import errors
+from snowcheck.servicenow.auth import AuthError, TokenEndpointError, WriteUnauthorized
 from snowcheck.servicenow.session import Connection, Session, secrets_of, table_client
+from snowcheck.servicenow.unreachable import (
+    is_name_resolution,
+    not_connected,
+    proxy_in_use,
+    waiting_cannot_help,
+)
 
 log = logging.getLogger("snowcheck.instance")
 
@@ -89,26 +96,6 @@ def retry_delay(headers: Mapping[str, str], now: datetime) -> float | None:
     return None
 
 
-def is_name_resolution(exc: BaseException) -> bool:
-    """Whether a connection error is a DNS failure (permanent for our purpose: a typo)."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if type(current).__name__ == "NameResolutionError":
-            return True
-        text = str(current)
-        if "Failed to resolve" in text or "Name or service not known" in text:
-            return True
-        for nested in (*current.args, getattr(current, "reason", None), current.__cause__):
-            if isinstance(nested, BaseException):
-                pending.append(nested)
-    return False
-
-
 def unanswered(exc: BaseException) -> bool:
     """The instance got the request but did not answer in time: it may still be writing it."""
     return isinstance(exc, requests.exceptions.ReadTimeout)
@@ -120,7 +107,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.SSLError):
         return False
     if isinstance(exc, requests.ConnectionError):
-        return not is_name_resolution(exc)
+        return not waiting_cannot_help(exc)
     return isinstance(exc, requests.Timeout | requests.exceptions.ChunkedEncodingError)
 
 
@@ -182,12 +169,28 @@ class Exchange:
         self._client = table_client(connection, session)
 
     def scrub(self, text: str) -> str:
-        return self.redactor(text)
+        return self._redactor_now()(text)
+
+    def _redactor_now(self) -> Redactor:
+        # OAuth tokens change during a run: ask the session's auth for those it holds now.
+        for secret in secrets_of(self.connection, self.session.auth):
+            self.redactor.add(secret)
+        return self.redactor
 
     def reason(self, content: bytes) -> str:
         """The instance's words for an error, or '' (the status line alone) if they could
         echo a secret that cannot be masked, such as a password of under six characters."""
-        return self.redactor.echo_safe(servicenow_reason(content))
+        return self._redactor_now().echo_safe(servicenow_reason(content))
+
+    def login_failed(self, exc: AuthError, *, table: str) -> InstanceError:
+        """The one-line error for a failed login (a refused token grant, a write's 401)."""
+        status = exc.status if isinstance(exc, TokenEndpointError) else 401
+        if status is None:
+            return self.error(str(exc), table=table, kind=errors.BadAnswer)
+        if status != 401:
+            return self.error(str(exc), table=table, status=status, kind=errors.ServerError)
+        kind = errors.AuthFailed if isinstance(exc, WriteUnauthorized) else errors.GrantRefused
+        return self.error(str(exc), table=table, status=status, kind=kind)
 
     def error(
         self,
@@ -226,6 +229,8 @@ class Exchange:
             answer = send(resource)
         except pysnow.exceptions.InvalidUsage as exc:
             raise self.error(f"invalid request {doing}: {exc}", table=table) from None
+        except AuthError as exc:
+            raise self.login_failed(exc, table=table) from None
         # pysnow's Response raises before reading an error body; we need the body and
         # the headers, so take the requests.Response it wraps (pysnow 0.7.17 is frozen).
         response: requests.Response = answer._response
@@ -234,12 +239,15 @@ class Exchange:
     def post(self, path: str, body: str, *, table: str, doing: str) -> dict[str, Any]:
         """One JSON POST to ``path`` (not a table: pysnow cannot), checked and decoded."""
         self._count_request()
-        response = self.session.post(
-            f"{self.connection.base_url}{path}",
-            data=body.encode(),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-            timeout=self.connection.timeouts,
-        )
+        try:
+            response = self.session.post(
+                f"{self.connection.base_url}{path}",
+                data=body.encode(),
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                timeout=self.connection.timeouts,
+            )
+        except AuthError as exc:
+            raise self.login_failed(exc, table=table) from None
         return self.decode(response, table=table, doing=doing)
 
     def _count_request(self) -> None:
@@ -260,7 +268,10 @@ class Exchange:
             delay = retry_delay(response.headers, self.local_clock())
             raise Transient(status, delay, self.reason(content))
         if status >= 400:
-            raise self.http_error(status, self.reason(content), table=table, doing=doing)
+            error = self.http_error(status, self.reason(content), table=table, doing=doing)
+            if isinstance(error, errors.AuthFailed):
+                error.challenges = response.headers.get("WWW-Authenticate")
+            raise error
         if 200 <= status < 300:
             self.clock.note(response.headers)
         try:
@@ -328,8 +339,8 @@ class Exchange:
         if status == 401:
             kind = errors.AuthFailed
             message = (
-                f"authentication as {user} failed at {host} ({said}): check the user "
-                "name and password, and that the account may use basic authentication"
+                f"authentication as {user} failed at {host} ({said}): "
+                f"{errors.refused_hint(self.connection.login.method)}"
             )
         elif status == 403:
             kind = errors.AccessDenied
@@ -395,28 +406,24 @@ def failure(
         )
         return exchange.error(message, table=table, status=exc.status, kind=errors.Unavailable)
     kind: type[InstanceError] = errors.Unreachable
-    if isinstance(exc, requests.exceptions.SSLError):
+    at_once = not_connected(exc, base_url=connection.base_url, host=host)
+    if at_once is not None:
+        kind = errors.UnknownHost if is_name_resolution(exc) else errors.ConnectionRefused
+        message = at_once
+    elif isinstance(exc, requests.exceptions.SSLError):
         kind = errors.TlsFailed
-        verify_failed = "certificate verify failed" in str(exc).lower()
-        detail = " (certificate verify failed)" if verify_failed else ""
-        message = (
-            f"TLS connection to {host} failed{detail}: if a proxy or private CA signs its "
-            "certificate, pass --ca-bundle FILE or set REQUESTS_CA_BUNDLE"
-        )
+        message = errors.tls_failure(str(exc), host, connection.login.client_cert)
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
         message = (
             f"cannot connect to {host}: timed out after {connection.connect_timeout:g} s "
             f"({after}); check --instance, the network and any proxy (HTTPS_PROXY, NO_PROXY)"
         )
     elif isinstance(exc, requests.exceptions.ProxyError):
+        proxy = proxy_in_use(connection.base_url)
+        address, variable = proxy if proxy else ("", "HTTPS_PROXY")
+        named = f"the proxy {address} (from {variable})" if proxy else "the proxy"
         message = (
-            f"the proxy refused the connection to {host} ({after}): check HTTPS_PROXY and NO_PROXY"
-        )
-    elif isinstance(exc, requests.ConnectionError) and is_name_resolution(exc):
-        hostname = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-        message = (
-            f"cannot resolve host {hostname}: check --instance (or SERVICENOW_INSTANCE) "
-            "and your DNS"
+            f"{named} refused the connection to {host} ({after}): check {variable} and NO_PROXY"
         )
     elif isinstance(exc, requests.exceptions.ReadTimeout):
         kind = errors.ReadTimedOut
@@ -432,6 +439,10 @@ def failure(
             f"cannot connect to {host} ({after}): check --instance, the network and any "
             "proxy (HTTPS_PROXY, NO_PROXY)"
         )
+        if connection.use_ssl and connection.login.client_cert is None and "reset" in str(exc):
+            # Under TLS 1.3 a server refuses a missing client certificate after the handshake.
+            message += "; a reset right after TLS may also mean the instance demands a client "
+            message += "certificate (--client-cert FILE --client-key FILE)"
     else:
         kind = InstanceError
         message = f"request to {host} failed {doing}: {type(exc).__name__} ({after})"
