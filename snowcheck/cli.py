@@ -16,6 +16,8 @@ from snowcheck.commands.check import run_check
 from snowcheck.commands.demo import run_demo
 from snowcheck.commands.doctor import run_doctor
 from snowcheck.commands.emulator import run_emulator
+from snowcheck.commands.snapshot import run_snapshot
+from snowcheck.commands.watch import run_watch
 from snowcheck.errors import SnowcheckError
 from snowcheck.messages import CHOICES
 from snowcheck.output.report import Terminal
@@ -28,6 +30,8 @@ from snowcheck.settings import (
     EmulatorOptions,
     OutputOptions,
     RuleOptions,
+    SnapshotOptions,
+    WatchOptions,
 )
 
 EXIT_OK = 0
@@ -79,10 +83,10 @@ examples:
 # The parser ----------------------------------------------------------------------------------
 
 
-def _connection_arguments(parser: argparse.ArgumentParser) -> None:
+def _connection_arguments(parser: argparse.ArgumentParser, account: str = "--user") -> None:
     group = parser.add_argument_group("instance and credentials")
     group.add_argument("--instance", help="instance: short name, host name or URL")
-    group.add_argument("--user", help="user name for Basic auth")
+    group.add_argument(account, dest="user", help="user name for Basic auth")
     group.add_argument("--config", metavar="FILE", help="TOML config file (or SNOWCHECK_CONFIG)")
     group.add_argument("--profile", metavar="NAME", help="use [instances.NAME] of the config file")
     group.add_argument("--ca-bundle", metavar="FILE", help="CA bundle to verify the instance's TLS")
@@ -274,8 +278,130 @@ def _emulator_parser(commands: Subparsers) -> None:
     emulator.set_defaults(run=run)
 
 
+def _snapshot_parser(commands: Subparsers) -> None:
+    snapshot = commands.add_parser(
+        "snapshot",
+        help="capture what a check reads, as the file check --snapshot reads",
+        description="Make exactly the reads of a check and write them, with a manifest, as a "
+        "snapshot file: check --snapshot on it finds what a live check finds now. Nothing is "
+        "written if any read fails.",
+        epilog=CONNECTION_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _connection_arguments(snapshot)
+    _check_arguments(snapshot)
+    snapshot.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    snapshot.add_argument(
+        "--redact",
+        action="store_true",
+        help="replace user names, MID Server names, hosts and addresses by keyed pseudonyms",
+    )
+    snapshot.add_argument(
+        "--redact-key-file",
+        metavar="FILE",
+        help="the pseudonyms' key (same key, same pseudonyms across files); implies --redact",
+    )
+
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        options = SnapshotOptions(
+            connection=_connection_options(args),
+            rules=_rule_options(args),
+            output=args.output,
+            redact=args.redact,
+            redact_key_file=args.redact_key_file,
+        )
+        return run_snapshot(options, terminal)
+
+    snapshot.set_defaults(run=run)
+
+
+WATCH_EPILOG = """\
+The account comes from --login, SERVICENOW_USERNAME or the config file: in watch,
+--user names a MID user to follow.
+
+exit status:
+  0 no finding left (of the followed users); 1 a round could not complete;
+  2 usage or configuration error; 3 the timeout passed with findings left.
+
+examples:
+  snowcheck watch --instance dev12345 --user mid.west
+  snowcheck watch --user mid.west --apply --interval 1m --timeout 1h
+  snowcheck watch --format json > rounds.jsonl
+"""
+
+
+def _watch_parser(commands: Subparsers) -> None:
+    watch = commands.add_parser(
+        "watch",
+        help="re-run the check every interval until no finding remains (follow a fix)",
+        description="Re-run the check with a 5-minute window (unless --window) every interval "
+        "until no finding remains, for the users named with --user or at all. Nothing is "
+        "written unless --apply.",
+        epilog=WATCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _connection_arguments(watch, account="--login")
+    _check_arguments(watch)
+    following = watch.add_argument_group("following")
+    following.add_argument(
+        "--user",
+        dest="watch_users",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="a MID user to follow (repeatable); default: every finding",
+    )
+    following.add_argument(
+        "--interval", default="30s", help="time between rounds: 30s (default), 0.5s, 2m"
+    )
+    following.add_argument(
+        "--timeout", default="30m", help="give up (exit 3) after this long: 30m (default), 2h"
+    )
+    writing = watch.add_argument_group("writing back")
+    writing.add_argument(
+        "--apply",
+        action="store_true",
+        help="write each round's plan; with --user only the changes naming those users",
+    )
+    writing.add_argument(
+        "--force",
+        action="store_true",
+        help="without --user, let a window shorter than 4h resolve issues",
+    )
+    writing.add_argument("--lock-file", metavar="PATH", help="lock held while a round applies")
+    writing.add_argument(
+        "--no-lock", action="store_true", help="apply without taking the per-instance lock"
+    )
+    watch.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="table (a live view on a terminal, one line per round otherwise) or json "
+        "(one JSON object per round)",
+    )
+
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        options = WatchOptions(
+            connection=_connection_options(args),
+            rules=_rule_options(args),
+            format=args.format,
+            interval=args.interval,
+            timeout=args.timeout,
+            users=tuple(args.watch_users),
+            apply=args.apply,
+            force=args.force,
+            lock_file=args.lock_file,
+            no_lock=args.no_lock,
+        )
+        return run_watch(options, terminal)
+
+    watch.set_defaults(run=run)
+
+
 PARSERS: tuple[Callable[[Subparsers], None], ...] = (
     _check_parser,
+    _snapshot_parser,
+    _watch_parser,
     _doctor_parser,
     _demo_parser,
     _emulator_parser,
