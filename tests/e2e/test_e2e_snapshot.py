@@ -35,9 +35,7 @@ ADDRESS = "10.20.30.40"
 
 
 def _snapshot(cli: InProcess, emu: Emulator, path: Path, *args: str) -> Any:
-    result = cli.main(
-        ["snapshot", "--instance", emu.url, "--user", USER, "-o", str(path), *args]
-    )
+    result = cli.main(["snapshot", "--instance", emu.url, "--user", USER, "-o", str(path), *args])
     assert result.code == 0, result.err
     assert "Traceback" not in result.err
     return result
@@ -98,7 +96,10 @@ def test_the_window_and_source_of_the_capture_are_the_checks(
     live = cli(emu, "--format", "json", "--window", "5m")
     assert captured == _requests(emu)
     offline = _offline(cli, path, "--window", "5m")
-    assert (offline["findings"], offline["changes"]) == (live.json["findings"], live.json["changes"])
+    assert (offline["findings"], offline["changes"]) == (
+        live.json["findings"],
+        live.json["changes"],
+    )
     manifest = json.loads(path.read_text(encoding="utf-8"))["manifest"]
     assert manifest["window_seconds"] == 300
 
@@ -175,9 +176,9 @@ def test_redacted_snapshot_gives_the_same_plan_and_holds_no_original_name(
     )
 
     def plan(document: dict[str, Any]) -> Counter[tuple[Any, ...]]:
+        fields = ("action", "state", "count", "state_before", "count_before")
         return Counter(
-            (c["action"], c["sys_id"] if c["action"] != "create" else None, c["state"], c["count"])
-            + (c["state_before"], c["count_before"])
+            (*(c[field] for field in fields), c["sys_id"] if c["action"] != "create" else None)
             for c in document["changes"]
         )
 
