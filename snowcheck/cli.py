@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from snowcheck import __version__
+from snowcheck.about import VersionAction
+from snowcheck.cli_follow import (
+    SNAPSHOT_DESCRIPTION,
+    WATCH_DESCRIPTION,
+    WATCH_EPILOG,
+    snapshot_arguments,
+    snapshot_options,
+    watch_arguments,
+    watch_options,
+)
 from snowcheck.commands.check import run_check
 from snowcheck.commands.demo import run_demo
 from snowcheck.commands.doctor import run_doctor
 from snowcheck.commands.emulator import run_emulator
 from snowcheck.commands.snapshot import run_snapshot
 from snowcheck.commands.watch import run_watch
+from snowcheck.crash import OutputClosed, guarded_stdout, last_resort
+from snowcheck.emulator.options import latency_seconds, port_number
 from snowcheck.errors import SnowcheckError
 from snowcheck.messages import CHOICES
 from snowcheck.output.report import Terminal
@@ -28,10 +40,9 @@ from snowcheck.settings import (
     DemoOptions,
     DoctorOptions,
     EmulatorOptions,
+    ExplainOptions,
     OutputOptions,
     RuleOptions,
-    SnapshotOptions,
-    WatchOptions,
 )
 
 EXIT_OK = 0
@@ -186,6 +197,9 @@ def _check_parser(commands: Subparsers) -> None:
         help="1: the size of every set; 2: every member and each user's conditions",
     )
     output.add_argument(
+        "--wide", action="store_true", help="show the sys_id of each change in the plan"
+    )
+    output.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 3 when the check found issues"
     )
     output.add_argument(
@@ -210,6 +224,7 @@ def _check_parser(commands: Subparsers) -> None:
             quiet=args.quiet,
             log_file=args.log_file,
             prometheus_textfile=args.prometheus_textfile,
+            wide=args.wide,
         )
         options = CheckOptions(
             connection=_connection_options(args),
@@ -266,9 +281,11 @@ def _emulator_parser(commands: Subparsers) -> None:
         "(or a cron set-up) without an instance.",
     )
     emulator.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: the demo)")
-    emulator.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     emulator.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added to every answer"
+        "--port", type=port_number, default=8080, help="port (default 8080; 0: any free port)"
+    )
+    emulator.add_argument(
+        "--latency", type=latency_seconds, default=0.0, help="seconds added to every answer"
     )
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -282,126 +299,77 @@ def _snapshot_parser(commands: Subparsers) -> None:
     snapshot = commands.add_parser(
         "snapshot",
         help="capture what a check reads, as the file check --snapshot reads",
-        description="Make exactly the reads of a check and write them, with a manifest, as a "
-        "snapshot file: check --snapshot on it finds what a live check finds now. Nothing is "
-        "written if any read fails.",
+        description=SNAPSHOT_DESCRIPTION,
         epilog=CONNECTION_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _connection_arguments(snapshot)
     _check_arguments(snapshot)
-    snapshot.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
-    snapshot.add_argument(
-        "--redact",
-        action="store_true",
-        help="replace user names, MID Server names, hosts and addresses by keyed pseudonyms",
-    )
-    snapshot.add_argument(
-        "--redact-key-file",
-        metavar="FILE",
-        help="the pseudonyms' key (same key, same pseudonyms across files); implies --redact",
-    )
+    snapshot_arguments(snapshot)
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
-        options = SnapshotOptions(
-            connection=_connection_options(args),
-            rules=_rule_options(args),
-            output=args.output,
-            redact=args.redact,
-            redact_key_file=args.redact_key_file,
-        )
+        options = snapshot_options(args, _connection_options(args), _rule_options(args))
         return run_snapshot(options, terminal)
 
     snapshot.set_defaults(run=run)
-
-
-WATCH_EPILOG = """\
-The account comes from --login, SERVICENOW_USERNAME or the config file: in watch,
---user names a MID user to follow.
-
-exit status:
-  0 no finding left (of the followed users); 1 a round could not complete;
-  2 usage or configuration error; 3 the timeout passed with findings left.
-
-examples:
-  snowcheck watch --instance dev12345 --user mid.west
-  snowcheck watch --user mid.west --apply --interval 1m --timeout 1h
-  snowcheck watch --format json > rounds.jsonl
-"""
 
 
 def _watch_parser(commands: Subparsers) -> None:
     watch = commands.add_parser(
         "watch",
         help="re-run the check every interval until no finding remains (follow a fix)",
-        description="Re-run the check with a 5-minute window (unless --window) every interval "
-        "until no finding remains, for the users named with --user or at all. Nothing is "
-        "written unless --apply.",
+        description=WATCH_DESCRIPTION,
         epilog=WATCH_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _connection_arguments(watch, account="--login")
     _check_arguments(watch)
-    following = watch.add_argument_group("following")
-    following.add_argument(
-        "--user",
-        dest="watch_users",
-        metavar="NAME",
-        action="append",
-        default=[],
-        help="a MID user to follow (repeatable); default: every finding",
-    )
-    following.add_argument(
-        "--interval", default="30s", help="time between rounds: 30s (default), 0.5s, 2m"
-    )
-    following.add_argument(
-        "--timeout", default="30m", help="give up (exit 3) after this long: 30m (default), 2h"
-    )
-    writing = watch.add_argument_group("writing back")
-    writing.add_argument(
-        "--apply",
-        action="store_true",
-        help="write each round's plan; with --user only the changes naming those users",
-    )
-    writing.add_argument(
-        "--force",
-        action="store_true",
-        help="without --user, let a window shorter than 4h resolve issues",
-    )
-    writing.add_argument("--lock-file", metavar="PATH", help="lock held while a round applies")
-    writing.add_argument(
-        "--no-lock", action="store_true", help="apply without taking the per-instance lock"
-    )
-    watch.add_argument(
-        "--format",
-        choices=("table", "json"),
-        default="table",
-        help="table (a live view on a terminal, one line per round otherwise) or json "
-        "(one JSON object per round)",
-    )
+    watch_arguments(watch)
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
-        options = WatchOptions(
-            connection=_connection_options(args),
-            rules=_rule_options(args),
-            format=args.format,
-            interval=args.interval,
-            timeout=args.timeout,
-            users=tuple(args.watch_users),
-            apply=args.apply,
-            force=args.force,
-            lock_file=args.lock_file,
-            no_lock=args.no_lock,
-        )
+        options = watch_options(args, _connection_options(args), _rule_options(args))
         return run_watch(options, terminal)
 
     watch.set_defaults(run=run)
+
+
+def _explain_parser(commands: Subparsers) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="everything behind one user's finding, or its absence",
+        description="Show one user as the check sees them: the sys_user row, the roles that "
+        "matter, the MID Servers naming the user, the login events of the window, each "
+        "condition, the rule that fires (or why none does), the open issue and the plan's "
+        "change for it, and what to check. Writes nothing.",
+        epilog=CONNECTION_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("subject", metavar="USER", help="the User ID (user_name) to explain")
+    _connection_arguments(explain)
+    explain.add_argument("--snapshot", metavar="FILE", help="read a captured instance offline")
+    _check_arguments(explain)
+    explain.add_argument("--format", choices=("table", "json"), default="table")
+
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        from snowcheck.commands.explain import run_explain
+
+        options = ExplainOptions(
+            subject=args.subject,
+            connection=_connection_options(args),
+            rules=_rule_options(args),
+            snapshot=args.snapshot,
+            format=args.format,
+        )
+        return run_explain(options, terminal)
+
+    explain.set_defaults(run=run)
 
 
 PARSERS: tuple[Callable[[Subparsers], None], ...] = (
     _check_parser,
     _snapshot_parser,
     _watch_parser,
+    _explain_parser,
     _doctor_parser,
     _demo_parser,
     _emulator_parser,
@@ -415,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"snowcheck {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_parser in PARSERS:
         add_parser(commands)
@@ -439,18 +407,23 @@ class _TerminalWarnings(logging.Handler):
 def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    terminal = terminal or Terminal()
+    terminal = terminal or Terminal(stdout=guarded_stdout())
     terminal.quiet = terminal.quiet or getattr(args, "quiet", False)
     warnings = _TerminalWarnings(terminal)
     logging.getLogger("snowcheck").addHandler(warnings)
     try:
         code: int = args.run(args, terminal)
+        terminal.out.file.flush()  # a full disk fails here, not in the interpreter's exit
         return code
+    except OutputClosed:
+        return EXIT_FAILED  # the reader went away (| head): it wants no more, errors included
     except SnowcheckError as exc:
         terminal.error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         terminal.error("interrupted; nothing more was written")
         return EXIT_FAILED
+    except Exception as exc:
+        return last_resort(exc, terminal, debug=getattr(args, "debug", None), environ=os.environ)
     finally:
         logging.getLogger("snowcheck").removeHandler(warnings)

@@ -65,7 +65,7 @@ from snowcheck.records import (
     Snapshot,
     format_time,
 )
-from snowcheck.rules import LOGIN_EVENTS, MID_ROLE, SCHEDULING_MARGIN, event_candidates
+from snowcheck.rules import LOGIN_EVENTS, MID_ROLE, event_candidates, window_start
 from snowcheck.servicenow.instance import Instance
 from snowcheck.servicenow.query import and_, chunk_in, eq, in_
 
@@ -230,7 +230,7 @@ def pull_snapshot(
     if instance.now is None:
         raise InstanceError("the instance's clock is unknown: no answer was read", table=ROLE_TABLE)
     now = instance.now
-    since = now - window - SCHEDULING_MARGIN
+    since = window_start(now, window)
 
     pool = ThreadPoolExecutor(concurrency, "snowcheck-read") if concurrency > 1 else None
     failed = True

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from snowcheck import compare
-from snowcheck.errors import ConfigError
+from snowcheck.errors import ConfigError, SnowcheckError
 from snowcheck.messages import DOCS, TemplateSet
 from snowcheck.records import Event, Inventory, MidConfig, User
 
@@ -133,10 +133,22 @@ class Window:
 
     @property
     def since(self) -> datetime:
-        return self.now - self.length - SCHEDULING_MARGIN
+        return window_start(self.now, self.length)
 
     def holds(self, moment: datetime) -> bool:
         return self.since < moment
+
+
+def window_start(now: datetime, length: timedelta) -> datetime:
+    """``now - length - 60 s``; one line, not an OverflowError, when no date can hold it."""
+    try:
+        return now - length - SCHEDULING_MARGIN
+    except OverflowError:
+        raise SnowcheckError(
+            f"the reporting window ({length} and a minute's margin) before now "
+            f"({now.replace(tzinfo=None).isoformat(' ')}) would start before the year 1: "
+            "check the instance's or snapshot's 'now', or give a shorter --window"
+        ) from None
 
 
 _WINDOW = re.compile(r"\s*([0-9]+)\s*(ms|h|m|s)?\s*")

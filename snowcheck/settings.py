@@ -84,6 +84,8 @@ class OutputOptions:
     quiet: bool = False
     log_file: str | None = None
     prometheus_textfile: str | None = None
+    wide: bool = False
+    """--wide: the sys_id of each change in the plan."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,18 @@ class DoctorOptions:
 
     connection: ConnectionOptions
     rules: RuleOptions
+
+
+@dataclass(frozen=True)
+class ExplainOptions:
+    """``snowcheck explain USER``'s command line."""
+
+    subject: str
+    connection: ConnectionOptions
+    rules: RuleOptions
+    snapshot: str | None = None
+    format: str = "table"
+    """table or json."""
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def test_report_prints_every_rules_message() -> None:
     text = " ".join(result.out.split())
     for message in ALL_MESSAGES:
         assert message in text
-    assert "10 findings; 8 to create, 2 to update, 1 to resolve; dry run" in text
+    assert "10 findings · plan: 8 create, 2 update, 1 resolve · dry run, nothing written" in text
 
 
 def test_json_document_follows_the_contract() -> None:
@@ -152,7 +152,11 @@ def test_debug_levels_show_sets_and_conditions() -> None:
     assert "Conditions per user" not in summary
     detailed = run("check", "--snapshot", str(EXAMPLE), "--debug", "2").out
     assert "Conditions per user" in detailed
-    assert "retired.mid" not in detailed.split("Findings")[0].split("Sets")[1].split("\n")[4]
+    lines = detailed.split("Findings")[0].split("Sets")[1].splitlines()
+    heading = next(n for n, line in enumerate(lines) if "role users (active" in line)
+    role_users = lines[heading + 1]  # the members, beneath their set
+    assert "mid.apac" in role_users
+    assert "retired.mid" not in role_users
 
 
 def test_debug_with_json_keeps_stdout_one_document() -> None:

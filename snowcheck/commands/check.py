@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import io
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +26,7 @@ from snowcheck.output.monitoring import (
 )
 from snowcheck.output.report import Terminal
 from snowcheck.plan import Change
+from snowcheck.prompt import password_prompt
 from snowcheck.redact import redact
 from snowcheck.servicenow.instance import Instance
 from snowcheck.settings import (
@@ -47,8 +46,8 @@ EXIT_FINDINGS = 3
 
 
 def terminal_prompt() -> Callable[[str], str] | None:
-    """A password prompt, only when stdin is a terminal."""
-    return getpass.getpass if sys.stdin is not None and sys.stdin.isatty() else None
+    """A password prompt, only when stdin is a terminal (Ctrl-D and Ctrl-C there: one line)."""
+    return password_prompt()
 
 
 @dataclass
@@ -264,7 +263,7 @@ def _finish(
             terminal.debug(outcome, output.debug)
         terminal.json(outcome, applied=applied)
     elif output.format_given or not output.quiet:
-        terminal.report(outcome, applied=applied, debug=output.debug)
+        terminal.report(outcome, applied=applied, debug=output.debug, wide=output.wide)
     if output.detailed_exitcode and outcome.evaluation.findings:
         return EXIT_FINDINGS
     return EXIT_OK

@@ -7,37 +7,44 @@ runs on 127.0.0.1; nothing leaves the machine.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from snowcheck.commands.live import live_check
 from snowcheck.emulator import Emulator, Scenario
 from snowcheck.errors import ConfigError
-from snowcheck.output.report import Terminal, data
+from snowcheck.output.plan_diff import plan_brief
+from snowcheck.output.report import Terminal
+from snowcheck.output.text import Glyphs, Trimmed, data
 from snowcheck.plan import DEFAULT_SOURCE
 from snowcheck.records import ISSUE_TABLE, MID_TABLE
+from snowcheck.resources import DEMO_SCENARIO, data_path
 from snowcheck.rules import DEFAULT_WINDOW
 from snowcheck.servicenow.instance import Instance
 from snowcheck.servicenow.session import Connection
 from snowcheck.settings import CheckSettings, DemoOptions
 
-DEMO_SCENARIO = Path(__file__).resolve().parents[2] / "config" / "examples" / "demo-scenario.json"
 FIXED_USER = "mid.west"
 FIXED_MID = "mid-west-1"
 
 
-def issue_table(emulator: Emulator, title: str) -> Table:
-    """The issues snowcheck manages, as the instance holds them now.
+def issue_table(emulator: Emulator, title: str, *, times: bool = True) -> RenderableType:
+    """The issues snowcheck manages, as the instance holds them now; ``times``: last detected.
 
     Issues of other sources, or tied to one MID Server, are never touched and not shown.
     """
-    table = Table(title=title, title_justify="left")
-    table.add_column("State", no_wrap=True)
-    table.add_column("Count", no_wrap=True, justify="right")
-    table.add_column("Last detected", no_wrap=True)
-    table.add_column("Message", overflow="fold", ratio=1)
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(width=1)
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True, justify="right")
+    if times:
+        grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1, overflow="fold")
     styles = {"new": "bold red", "acknowledged": "yellow", "resolved": "green"}
     ours = [
         row
@@ -45,52 +52,95 @@ def issue_table(emulator: Emulator, title: str) -> Table:
         if row.get("source") == DEFAULT_SOURCE and not row.get("mid_server")
     ]
     rows = sorted(ours, key=lambda r: (r.get("state") == "resolved", r.get("message", "")))
+    heads = ["", "state", "count", *(["last detected"] if times else []), "message"]
+    grid.add_row(*(Text(head, style="dim") for head in heads))
     for row in rows:
         state = row.get("state", "")
-        table.add_row(
+        grid.add_row(
+            "",
             Text(state, style=styles.get(state, "")),
             data(row.get("count", "")),
-            data(row.get("last_detected", "")),
+            *([data(row.get("last_detected", ""))] if times else []),
             data(row.get("message", "")),
         )
-    return table
+    return Trimmed(Group(Text(f"{title} ({len(rows)})", style="bold"), grid, Text()))
 
 
 def demo(terminal: Terminal, *, scenario: str | None = None) -> None:
-    path = Path(scenario) if scenario else DEMO_SCENARIO
+    """Off a terminal (a file, a pipe, CI), the story in brief: about 120 lines at 80 columns."""
+    with scenario_path(scenario) as path:
+        _demo(terminal, path)
+
+
+@contextlib.contextmanager
+def scenario_path(scenario: str | None) -> Iterator[Path]:
+    """The scenario file given, or the one shipped in the package."""
+    if scenario is None:
+        with data_path(DEMO_SCENARIO) as path:
+            yield path
+        return
+    yield Path(scenario)
+
+
+def _demo(terminal: Terminal, path: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"demo scenario {path} not found: pass --scenario FILE")
     settings = CheckSettings(window=DEFAULT_WINDOW, source=DEFAULT_SOURCE, messages="auto")
     out = terminal.out
+    brief = not out.is_terminal
+    marks = Glyphs.for_console(out)
+
+    def rule(title: str) -> None:
+        # Off a terminal, ASCII: a line of box-drawing characters is three bytes a column.
+        out.rule(title, characters="-" if brief else "─")
+
+    def applied_run(instance: Instance, *, show_changes: bool) -> None:
+        checked = live_check(instance, settings, apply=True, force=False, warn=terminal.warn)
+        if not brief:
+            terminal.report(checked.outcome, applied=checked.applied)
+            return
+        if show_changes:
+            changes = checked.applied or ()
+            findings = checked.outcome.evaluation.findings
+            out.print(Trimmed(plan_brief(changes, marks, findings, applied=True)))
+        out.print(terminal.summary(checked.outcome, applied=checked.applied))
+        out.print()
+
     with Emulator(Scenario.load(str(path))) as emulator:
         user, password = emulator.credentials
         connection = Connection(base_url=emulator.url, user=user, password=password, verify=True)
-        out.rule(f"snowcheck demo: an emulated instance at {emulator.url}")
-        out.print(issue_table(emulator, "ecc_agent_issue before snowcheck runs"))
+        rule(f"snowcheck demo: an emulated instance at {emulator.url}")
+        out.print(issue_table(emulator, "ecc_agent_issue before snowcheck runs", times=not brief))
 
         with Instance(connection) as instance:
-            out.rule("1. snowcheck check  (dry run: nothing is written)")
+            rule("1. snowcheck check  (dry run: nothing is written)")
             checked = live_check(instance, settings, apply=False, force=False, warn=terminal.warn)
-            terminal.report(checked.outcome, applied=checked.applied)
-            out.print(issue_table(emulator, "ecc_agent_issue after the dry run (unchanged)"))
+            terminal.report(checked.outcome, applied=checked.applied, brief=brief)
+            if not brief:
+                out.print(issue_table(emulator, "ecc_agent_issue after the dry run (unchanged)"))
 
-            out.rule("2. snowcheck check --apply")
-            checked = live_check(instance, settings, apply=True, force=False, warn=terminal.warn)
-            terminal.report(checked.outcome, applied=checked.applied)
-            out.print(issue_table(emulator, "ecc_agent_issue after --apply"))
+            rule("2. snowcheck check --apply")
+            if brief:
+                out.print("The plan above, written to ecc_agent_issue:")
+            applied_run(instance, show_changes=False)
+            if not brief:
+                out.print(issue_table(emulator, "ecc_agent_issue after --apply"))
 
-            out.rule(
-                f"3. {FIXED_USER}'s password is fixed: {FIXED_MID} is Up and logs in; "
-                "the next scheduled run"
+            rule(f"3. the fix: {FIXED_USER}'s password; {FIXED_MID} is Up and logs in")
+            out.print(
+                Text(
+                    f"The next scheduled run finds {FIXED_USER} no more: its issue is resolved; "
+                    "the others count once more.",
+                )
             )
             _fix_one_problem(instance, emulator)
-            checked = live_check(instance, settings, apply=True, force=False, warn=terminal.warn)
-            terminal.report(checked.outcome, applied=checked.applied)
-            out.print(issue_table(emulator, "ecc_agent_issue after the second --apply"))
+            applied_run(instance, show_changes=True)
+            out.print(
+                issue_table(emulator, "ecc_agent_issue after the second --apply", times=not brief)
+            )
         out.print(
             Text(
-                "Point snowcheck at your instance next: "
-                "snowcheck check --instance <name> --user <user>  (a dry run).",
+                "Next, your instance (a dry run): snowcheck check --instance NAME --user USER",
                 style="bold",
             )
         )

@@ -10,7 +10,8 @@ from typing import Any
 from rich.text import Text
 
 from snowcheck.errors import InstanceError
-from snowcheck.output.report import Terminal, literal
+from snowcheck.output.report import Terminal
+from snowcheck.output.text import literal
 from snowcheck.pull import (
     read_associations,
     read_open_issues,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from snowcheck.commands.demo import DEMO_SCENARIO
+from snowcheck.commands.demo import scenario_path
 from snowcheck.emulator import ScenarioError, serve
 from snowcheck.errors import ConfigError
 from snowcheck.output.report import Terminal
@@ -11,9 +11,11 @@ from snowcheck.settings import EmulatorOptions
 
 def run_emulator(options: EmulatorOptions, terminal: Terminal) -> int:
     """Serve a scenario until interrupted."""
-    scenario = options.scenario or str(DEMO_SCENARIO)
+    scenario = options.scenario
     try:
-        serve(scenario, options.port, latency=options.latency)
+        with scenario_path(options.scenario) as path:
+            scenario = str(path)
+            serve(scenario, options.port, latency=options.latency)
     except ScenarioError as exc:
         raise ConfigError(f"scenario {scenario}: {exc}") from None
     except OSError as exc:

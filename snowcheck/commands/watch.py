@@ -36,7 +36,8 @@ from snowcheck.commands.live import live_check
 from snowcheck.errors import ConfigError, UnsafePlan
 from snowcheck.locking import InstanceLock, LockHeld, default_lock_path
 from snowcheck.messages import TEMPLATE_SETS
-from snowcheck.output.report import Terminal, change_json, data, literal
+from snowcheck.output.report import Terminal, change_json
+from snowcheck.output.text import data, literal
 from snowcheck.plan import Action, Change, Plan
 from snowcheck.records import format_time
 from snowcheck.rules import DEFAULT_WINDOW, Finding

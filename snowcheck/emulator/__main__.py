@@ -6,6 +6,7 @@ import argparse
 import ssl
 import sys
 
+from snowcheck.emulator.options import latency_seconds, port_number
 from snowcheck.emulator.runner import serve
 from snowcheck.emulator.scenario import ScenarioError
 from snowcheck.emulator.tls import CLIENT_CERT_MODES, TlsConfig
@@ -18,9 +19,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve an emulated ServiceNow Table API on 127.0.0.1.",
     )
     parser.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: empty)")
-    parser.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    parser.add_argument("--port", type=port_number, default=0, help="port (default 0: a free one)")
     parser.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added to every API request"
+        "--latency", type=latency_seconds, default=0.0, help="seconds added to every API request"
     )
     parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
     parser.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -188,14 +189,20 @@ def serve(
 ) -> None:
     """Serve a scenario (or an empty instance) on 127.0.0.1:port until Ctrl-C.
 
-    Prints one line to stderr with the URL and the user name to log in with.
+    Prints to stderr the URL and the user name to log in with, then the command that
+    points snowcheck at it (URL, user and password).
     """
     scenario = Scenario.load(scenario_path) if scenario_path else Scenario.empty()
     emulator = Emulator(scenario, port=port, tls=tls)
     emulator.latency = latency
     with emulator:
-        user, _ = emulator.credentials
+        user, password = emulator.credentials
         print(f"snowcheck emulator listening on {emulator.url} (user: {user})", file=sys.stderr)
+        print(
+            f"point snowcheck at it: SERVICENOW_PASSWORD={shlex.quote(password)} "
+            f"snowcheck check --instance {emulator.url} --user {shlex.quote(user)}",
+            file=sys.stderr,
+        )
         sys.stderr.flush()
         with contextlib.suppress(KeyboardInterrupt):
             emulator.wait()

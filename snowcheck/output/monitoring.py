@@ -19,7 +19,7 @@ from enum import IntEnum
 
 from snowcheck.check import Outcome
 from snowcheck.errors import ConfigError
-from snowcheck.output.report import literal
+from snowcheck.output.text import literal
 from snowcheck.plan import Action, Change
 from snowcheck.redact import redact
 from snowcheck.rules import RULES, Who

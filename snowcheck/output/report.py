@@ -8,43 +8,48 @@ Reports go to stdout, diagnostics to stderr.
 from __future__ import annotations
 
 import json
-import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import IO, Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from snowcheck.check import Outcome
 from snowcheck.errors import PartialWrite
+from snowcheck.output.text import Glyphs, Trimmed, data, labelled, literal
 from snowcheck.plan import Action, Change
 from snowcheck.records import format_time
+from snowcheck.remedies import hint
+from snowcheck.rules import Finding
 
 SCHEMA_VERSION = 1
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def literal(value: str) -> str:
-    """The value with every control character shown as an escape, so a terminal cannot act on it."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
-
-
-def data(value: str, style: str = "") -> Text:
-    """A table cell from instance data: literal text, never markup."""
-    return Text(literal(value), style=style)
-
 
 def _duration(seconds: float) -> str:
+    """``4h``, ``5m``, ``90s``: a window as the command line takes it."""
     for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
 
 
-_ACTION_STYLE = {Action.CREATE: "bold red", Action.UPDATE: "yellow", Action.RESOLVE: "green"}
+def finding_view(
+    number: int, finding: Finding, marks: Glyphs, *, spaced: bool = True
+) -> RenderableType:
+    """A head line (rule, user, down MID Servers), the whole message, notes and the hint."""
+    head = Text.assemble(f"{number:>2} ", (finding.rule, "cyan"), f" {marks.dot} ")
+    head.append_text(data(finding.user, "bold"))
+    if finding.down_mid_servers:
+        head.append(f" {marks.dot} down: ")
+        head.append_text(data(", ".join(finding.down_mid_servers)))
+    message = Padding(data(finding.message), (0, 0, 0, 3))
+    rows = [("note:", data(note)) for note in finding.notes]
+    if hint(finding.rule):
+        rows.append(("hint:", Text(hint(finding.rule), style="italic")))
+    return Group(head, message, labelled(rows, 3), *([Text()] if spaced else []))
 
 
 class Terminal:
@@ -82,91 +87,89 @@ class Terminal:
 
     # The report ----------------------------------------------------------------------------
 
-    def report(self, outcome: Outcome, *, applied: Sequence[Change] | None, debug: int = 0) -> None:
-        """The findings table, the plan (or the changes ``applied``) and a summary, on stdout."""
-        self.out.print(self._heading(outcome))
+    def report(
+        self,
+        outcome: Outcome,
+        *,
+        applied: Sequence[Change] | None,
+        debug: int = 0,
+        wide: bool = False,
+        brief: bool = False,
+    ) -> None:
+        """The findings, the plan (or the changes ``applied``) and a one-line summary, on stdout.
+
+        ``brief`` (the demo off a terminal): no blank line between findings, and the plan
+        one line per change, naming the user, since the findings just above hold the messages.
+        """
+        from snowcheck.output.plan_diff import plan_brief, plan_view
+
+        marks = Glyphs.for_console(self.out)
+        self.out.print(self._heading(outcome, marks))
+        self.out.print()
         if debug >= 1:
             self.debug(outcome, debug, self.out)
-        self.out.print(self._findings(outcome))
-        self.out.print(self._plan(_changes(outcome, applied), applied is not None))
+        self.out.print(Trimmed(self._findings(outcome, marks, spaced=not brief)))
+        changes = _changes(outcome, applied)
+        if brief:
+            plan = plan_brief(
+                changes, marks, outcome.evaluation.findings, applied=applied is not None
+            )
+        else:
+            plan = plan_view(
+                changes, marks, applied=applied is not None, wide=wide, width=self.out.width
+            )
+        self.out.print(Trimmed(plan))
         self.out.print(self.summary(outcome, applied=applied))
 
-    def _heading(self, outcome: Outcome) -> Text:
+    def _heading(self, outcome: Outcome, marks: Glyphs) -> Text:
         window = outcome.evaluation.window
         clock = {"local": " (local clock)", "snapshot": " (snapshot)"}.get(
             outcome.snapshot.clock_source, ""
         )
+        dot = f" {marks.dot} "
         return Text.assemble(
             ("snowcheck ", "bold"),
             literal(outcome.instance),
-            f"  now {format_time(window.now)} UTC{clock}",
-            f"  window {_duration(window.length.total_seconds())}",
-            f" (events after {format_time(window.since)})",
-            "  source ",
+            "\n",
+            f"now {format_time(window.now)} UTC{clock}",
+            dot,
+            f"window {_duration(window.length.total_seconds())}",
+            f" (events after {window.since:%H:%M:%S})",
+            "\n",
+            "source ",
             literal(outcome.source),
-            f"  messages {outcome.evaluation.templates.name}",
+            dot,
+            f"messages {outcome.evaluation.templates.name}",
         )
 
-    def _findings(self, outcome: Outcome) -> Table:
-        table = Table(title="Findings", title_justify="left", show_lines=False, expand=False)
-        table.add_column("Rule", no_wrap=True, style="cyan")
-        table.add_column("User", overflow="fold", max_width=30)
-        table.add_column("Down MID Servers", overflow="fold", max_width=30)
-        table.add_column("Message", overflow="fold", ratio=3)
-        table.add_column("Notes", overflow="fold", ratio=2)
-        for finding in outcome.evaluation.findings:
-            table.add_row(
-                Text(finding.rule),
-                data(finding.user, "bold"),
-                data(", ".join(finding.down_mid_servers)),
-                data(finding.message),
-                Text("\n".join(literal(note) for note in finding.notes)),
-            )
-        if not outcome.evaluation.findings:
-            table.add_row("", "", "", Text("no findings", style="green"), "")
-        return table
-
-    def _plan(self, changes: Sequence[Change], applied: bool) -> Table:
-        title = "Changes applied" if applied else "Plan (dry run)"
-        table = Table(title=title, title_justify="left")
-        table.add_column("Action", no_wrap=True)
-        table.add_column("Message", overflow="fold", ratio=1)
-        table.add_column("State", no_wrap=True)
-        table.add_column("Count", no_wrap=True)
-        table.add_column("sys_id", overflow="fold", max_width=32)
-        for change in changes:
-            table.add_row(
-                Text(change.action.value, style=_ACTION_STYLE[change.action]),
-                data(change.message),
-                Text(f"{change.state_before or '-'} -> {change.state}"),
-                Text(
-                    f"{'-' if change.count_before is None else change.count_before}"
-                    f" -> {change.count}"
-                ),
-                data(change.sys_id or "(new)"),
-            )
-        if not changes:
-            table.add_row("", Text("nothing to change", style="green"), "", "", "")
-        return table
+    def _findings(self, outcome: Outcome, marks: Glyphs, *, spaced: bool) -> RenderableType:
+        findings = outcome.evaluation.findings
+        if not findings:
+            return Text.assemble(("Findings: ", "bold"), ("none", "green"), "\n")
+        parts: list[RenderableType] = [Text(f"Findings ({len(findings)})", style="bold")]
+        for number, finding in enumerate(findings, 1):
+            parts.append(finding_view(number, finding, marks, spaced=spaced))
+        if not spaced:
+            parts.append(Text())
+        return Group(*parts)
 
     def summary(self, outcome: Outcome, *, applied: Sequence[Change] | None) -> Text:
+        """``7 findings · plan: 2 create, 4 update, 1 resolve · dry run, nothing written``."""
+        marks = Glyphs.for_console(self.out)
         changes = _changes(outcome, applied)
-        counts = ", ".join(
-            f"{sum(c.action is action for c in changes)} "
-            + (f"{action.value}d" if applied is not None else f"to {action.value}")
-            for action in (Action.CREATE, Action.UPDATE, Action.RESOLVE)
-        )
         findings = len(outcome.evaluation.findings)
-        tail = (
-            "applied."
-            if applied is not None
-            else "dry run: nothing written (use --apply to write)."
-            if changes
-            else "nothing to write."
-        )
+        order = (Action.CREATE, Action.UPDATE, Action.RESOLVE)
+        counts = [(sum(c.action is action for c in changes), action) for action in order]
+        if applied is not None:
+            done = ", ".join(f"{n} {action.value}d" for n, action in counts if n)
+            tail = f"applied: {done or 'nothing to write'}"
+        elif changes:
+            planned = ", ".join(f"{n} {action.value}" for n, action in counts if n)
+            tail = f"plan: {planned} {marks.dot} dry run, nothing written"
+        else:
+            tail = "plan: nothing to change"
         return Text.assemble(
-            (f"{findings} finding{'s' if findings != 1 else ''}", "bold"),
-            f"; {counts}; {tail}",
+            (f"{findings} finding{'s' if findings != 1 else ''}", "bold"), f" {marks.dot} {tail}"
         )
 
     def partial_write(self, exc: PartialWrite) -> None:
@@ -223,53 +226,10 @@ class Terminal:
 
     def debug(self, outcome: Outcome, level: int, console: Console | None = None) -> None:
         """Level 1: the size of every set; level 2: every member and each user's conditions."""
+        from snowcheck.output.debug_view import debug_view
+
         console = console or self.err
-        sets = outcome.evaluation.sets
-        attempts = outcome.evaluation.last_attempts
-        named: list[tuple[str, Iterable[str]]] = [
-            ("role users (active, mid_server)", sets.role_users),
-            ("configured users (mid.instance.username)", sets.configured_users),
-            ("down MID Servers", sets.down_mids.values()),
-            ("down users (n >= 1)", sets.down_users),
-            ("role-not-configured users", sets.role_not_configured),
-            (
-                "candidates with a login attempt in window",
-                [user for user, event in attempts.items() if event is not None],
-            ),
-            (
-                "candidates with no login attempt in window",
-                [user for user, event in attempts.items() if event is None],
-            ),
-        ]
-        counts = Table(title="Sets", title_justify="left")
-        counts.add_column("Set")
-        counts.add_column("Count", justify="right")
-        if level >= 2:
-            counts.add_column("Members", overflow="fold")
-        for label, members in named:
-            listed = sorted(members)
-            row = [Text(label), Text(str(len(listed)))]
-            if level >= 2:
-                row.append(data(", ".join(listed)))
-            counts.add_row(*row)
-        console.print(counts)
-        if level < 2:
-            return
-        traces = outcome.evaluation.traces
-        if not traces:
-            return
-        table = Table(title="Conditions per user", title_justify="left")
-        table.add_column("User", overflow="fold")
-        for condition in traces[0].conditions:
-            table.add_column(condition.name, overflow="fold")
-        table.add_column("Rule")
-        for trace in traces:
-            table.add_row(
-                data(trace.user, "bold"),
-                *(data(condition.result) for condition in trace.conditions),
-                Text(trace.rule or "-", style="cyan" if trace.rule else "dim"),
-            )
-        console.print(table)
+        console.print(Trimmed(debug_view(outcome, level, console.width)))
 
     # JSON ----------------------------------------------------------------------------------
 
