@@ -266,7 +266,8 @@ def _demo_parser(commands: Subparsers) -> None:
         "demo",
         help="show the whole lifecycle against the bundled emulator (nothing leaves this machine)",
         description="Start the bundled ServiceNow emulator on 127.0.0.1, run a dry run, apply, "
-        "fix one problem and run again, showing the MID Server Issue table after each step.",
+        "fix one problem while watch follows it and run again, showing the MID Server Issue "
+        "table after each step.",
     )
     demo.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: the bundled one)")
 
