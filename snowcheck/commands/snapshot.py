@@ -1,6 +1,6 @@
 """``snowcheck snapshot``: capture what a check reads, as the file ``check --snapshot`` reads.
 
-The capture makes exactly the reads of a live check (``pull_snapshot``: same filters, same
+The capture makes exactly the reads of a live check (a dry run's: same filters, same
 window, same requests) and writes the rows as the pull kept them, so that
 ``check --snapshot`` on the file finds what a live check found at that moment. A
 ``"manifest"`` says what was captured: snowcheck's version, the instance and its clock,
@@ -17,15 +17,16 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from snowcheck import __version__
 from snowcheck.commands.check import terminal_prompt
+from snowcheck.commands.live import live_check
 from snowcheck.errors import ConfigError
 from snowcheck.output.report import Terminal
 from snowcheck.pseudonymise import pseudonymise
 from snowcheck.pseudonyms import read_key_file
-from snowcheck.pull import pull_snapshot
 from snowcheck.records import Snapshot, format_time
 from snowcheck.rules import Window
 from snowcheck.servicenow.instance import Instance
@@ -63,14 +64,15 @@ def snapshot_document(
     return document
 
 
-def capture(instance: Instance, settings: CheckSettings) -> tuple[dict[str, Any], Snapshot]:
-    """Every read of one check, as a snapshot document; any failed read raises."""
-    snapshot = pull_snapshot(
-        instance,
-        window=settings.window,
-        source=settings.source,
-        concurrency=settings.concurrency,
-    )
+def capture(
+    instance: Instance, settings: CheckSettings, *, warn: Callable[[str], None]
+) -> tuple[dict[str, Any], Snapshot]:
+    """Every read of one check, as a snapshot document; any failed read raises.
+
+    The reads are a dry-run check's own (``live_check``), so whatever the pull reads, the
+    capture holds, and the findings and plan of the check come with the same warnings.
+    """
+    snapshot = live_check(instance, settings, apply=False, force=False, warn=warn).outcome.snapshot
     document = snapshot_document(
         snapshot,
         instance=instance.connection.base_url,
@@ -129,9 +131,7 @@ def run_snapshot(options: SnapshotOptions, terminal: Terminal) -> int:
     for warning in resolved.warnings:
         terminal.warn(warning)
     with Instance(resolved.connection) as instance:
-        document, snapshot = capture(instance, settings)
-    if snapshot.clock_source == "local":
-        terminal.warn("the instance sent no usable Date header: using the local clock as 'now'")
+        document, _ = capture(instance, settings, warn=terminal.warn)
     if options.redact or options.redact_key_file:
         document = redacted(
             document, key_file=options.redact_key_file, source=settings.source, terminal=terminal

@@ -225,7 +225,7 @@ def test_on_random_instances_a_snapshot_checked_offline_agrees_with_a_live_check
     connection = Connection(base_url=emu.url, user=USER, password=PASSWORD, verify=True)
     try:
         with Instance(connection) as instance:
-            captured, _ = capture(instance, settings_)
+            captured, _ = capture(instance, settings_, warn=lambda _: None)
             requests = instance.requests_made
             live = live_check(instance, settings_, apply=False, force=False, warn=lambda _: None)
             assert instance.requests_made == 2 * requests == 2 * captured["manifest"]["requests"]
