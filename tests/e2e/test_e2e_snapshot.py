@@ -244,3 +244,15 @@ def test_on_random_instances_a_snapshot_checked_offline_agrees_with_a_live_check
     assert offline.plan.changes == live.outcome.plan.changes
     payloads = [dict(change.payload) for change in offline.plan.changes]
     assert payloads == [dict(change.payload) for change in live.outcome.plan.changes]
+
+
+def test_redaction_warnings_go_to_stderr(emu: Emulator, cli: InProcess, tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_bytes(b"short")
+    key.chmod(0o644)
+    path = tmp_path / "redacted.json"
+    result = _snapshot(cli, emu, path, "--redact-key-file", str(key))
+    assert "readable by group or others" in result.err
+    assert "holds 5 bytes" in result.err
+    assert "short" not in path.read_text(encoding="utf-8")
+    assert json.loads(path.read_text(encoding="utf-8"))["manifest"]["redacted"] is True
