@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from snowcheck.advisories import Advice, advise_snapshot
 from snowcheck.errors import ConfigError, DataError
 from snowcheck.messages import choose
 from snowcheck.plan import Plan, build_plan, ours_and_open
@@ -35,10 +36,19 @@ class Outcome:
     inventory: Inventory
     evaluation: Evaluation
     plan: Plan
+    advice: Advice | None = None
+    """The advisories beside the job's findings; None when they were not asked for
+    (``--no-advisories``). Never written to ecc_agent_issue."""
 
 
 def assess(
-    snapshot: Snapshot, *, instance: str, window: timedelta, source: str, messages: str
+    snapshot: Snapshot,
+    *,
+    instance: str,
+    window: timedelta,
+    source: str,
+    messages: str,
+    advisories: bool = True,
 ) -> Outcome:
     """Convert the snapshot's rows, run the rules and diff the findings against open issues."""
     inventory = Inventory.from_tables(snapshot.tables)
@@ -46,7 +56,8 @@ def assess(
     templates = choose(messages, open_messages)
     evaluation = evaluate(inventory, now=snapshot.now, window=window, templates=templates)
     plan = build_plan(evaluation.findings, inventory.issues, source=source, now=snapshot.now)
-    return Outcome(instance, source, snapshot, inventory, evaluation, plan)
+    advice = advise_snapshot(snapshot, inventory) if advisories else None
+    return Outcome(instance, source, snapshot, inventory, evaluation, plan, advice)
 
 
 def load_snapshot(path: str) -> Snapshot:
