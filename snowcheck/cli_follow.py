@@ -101,6 +101,12 @@ def watch_arguments(parser: argparse.ArgumentParser) -> None:
         help="table (a live view on a terminal, one line per round otherwise) or json "
         "(one JSON object per round)",
     )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no rounds and no warnings, only the exit status (and an error); --format json "
+        "still writes its rounds",
+    )
 
 
 def watch_options(
@@ -110,6 +116,7 @@ def watch_options(
         connection=connection,
         rules=rules,
         format=args.format,
+        quiet=args.quiet,
         interval=args.interval,
         timeout=args.timeout,
         users=tuple(args.watch_users),

@@ -160,6 +160,8 @@ class WatchOptions:
     rules: RuleOptions
     format: str = "table"
     """table (a live view on a terminal, one line per round otherwise) or json (JSON Lines)."""
+    quiet: bool = False
+    """No rounds (unless json), no warnings: the exit status says it."""
     interval: str = "30s"
     timeout: str = "30m"
     users: tuple[str, ...] = ()

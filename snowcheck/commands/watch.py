@@ -292,6 +292,8 @@ def _show(
             out.file.flush()
 
         return show_json
+    if options.quiet:
+        return lambda current: None
     if out.is_terminal:
         live = stack.enter_context(Live(console=out, auto_refresh=False, transient=False))
         return lambda current: live.update(round_view(current), refresh=True)

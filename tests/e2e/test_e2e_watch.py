@@ -229,3 +229,11 @@ def test_durations() -> None:
     assert parse_duration("2", "--interval") == 2
     with pytest.raises(ConfigError):
         parse_duration("5d", "--timeout")
+
+
+def test_quiet_says_it_with_the_exit_status_only(
+    emu: Emulator, cli: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleep_then(monkeypatch, lambda done: fix(emu))
+    result = run(cli, emu, "--user", FOLLOWED, "--quiet", "--window", "1m")
+    assert (result.code, result.out, result.err) == (0, "", "")
