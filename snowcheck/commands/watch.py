@@ -33,7 +33,7 @@ from snowcheck import compare
 from snowcheck.check import Outcome
 from snowcheck.commands.check import terminal_prompt
 from snowcheck.commands.live import live_check
-from snowcheck.errors import ConfigError, UnsafePlan
+from snowcheck.errors import ConfigError, PartialWrite, UnsafePlan
 from snowcheck.locking import InstanceLock, LockHeld, default_lock_path
 from snowcheck.messages import TEMPLATE_SETS
 from snowcheck.output.report import Terminal, change_json
@@ -325,7 +325,11 @@ def run_watch(
         terminal.warn(warning)
     with Instance(resolved.connection) as instance, contextlib.ExitStack() as stack:
         watch = Watch(instance, settings, options, warn=terminal.warn, write=write, sleep=sleep)
-        code = watch.run(_show(terminal, options, stack))
+        try:
+            code = watch.run(_show(terminal, options, stack))
+        except PartialWrite as exc:
+            terminal.partial_write(exc)  # what was and was not written, as check shows it
+            raise
     followed = f" for {', '.join(options.users)}" if options.users else ""
     if code == EXIT_CLEAR:
         terminal.info(f"clear: no finding left{followed}")

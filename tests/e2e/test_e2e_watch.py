@@ -237,3 +237,17 @@ def test_quiet_says_it_with_the_exit_status_only(
     sleep_then(monkeypatch, lambda done: fix(emu))
     result = run(cli, emu, "--user", FOLLOWED, "--quiet", "--window", "1m")
     assert (result.code, result.out, result.err) == (0, "", "")
+
+
+def test_a_write_that_fails_ends_the_watch_with_exit_1(
+    emu: Emulator, cli: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defaults = Instance.__init__.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "sleep", lambda seconds: None)
+    sleeps = sleep_then(monkeypatch, lambda done: None)
+    control(emu, "POST", "faults", {"kind": "status", "status": 503, "method": "POST", "times": 99})
+    result = run(cli, emu, "--user", FOLLOWED, "--apply", "--no-lock")
+    assert_clean_failure(result, contains="ecc_agent_issue")
+    assert "Write-back stopped part-way" in result.err
+    assert not sleeps  # no second round after a failed write
