@@ -190,6 +190,8 @@ class Watch:
                 self.instance, self.settings, apply=False, force=options.force, warn=self.warn
             )
             written = self._write(checked.outcome) if writing else None
+        if number == 1:
+            self._warn_of_unknown_users(checked.outcome)
         findings = self.followed(checked.outcome.evaluation.findings)
         before = {_key(finding) for finding in self._previous}
         after = {_key(finding) for finding in findings}
@@ -203,6 +205,18 @@ class Watch:
         )
         self._previous = findings
         return result
+
+    def _warn_of_unknown_users(self, outcome: Outcome) -> None:
+        """A followed name the check read nowhere is likely a typo: it would be clear at once."""
+        inventory = outcome.inventory
+        known = {compare.fold(user.user_name) for user in inventory.users}
+        known |= {compare.fold(config.value) for config in inventory.configs}
+        for user in self.options.users:
+            if compare.fold(user) not in known:
+                self.warn(
+                    f"{user} is neither a mid_server role holder nor named by a "
+                    "mid.instance.username: no finding can name it (is the name right?)"
+                )
 
     def followed(self, findings: Sequence[Finding]) -> tuple[Finding, ...]:
         if not self.options.users:

@@ -251,3 +251,10 @@ def test_a_write_that_fails_ends_the_watch_with_exit_1(
     assert_clean_failure(result, contains="ecc_agent_issue")
     assert "Write-back stopped part-way" in result.err
     assert not sleeps  # no second round after a failed write
+
+
+def test_following_a_name_the_check_never_read_warns(emu: Emulator, cli: InProcess) -> None:
+    result = run(cli, emu, "--user", "mid.wset", "--format", "json")
+    assert result.code == 0  # nothing names it, so it is clear at once: hence the warning
+    assert "mid.wset is neither a mid_server role holder" in result.err
+    assert "mid.west is neither" not in run(cli, emu, "--user", "MID.West", "--timeout", "0.1s").err
