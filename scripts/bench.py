@@ -4,8 +4,12 @@
 Run it as ./scripts/bench [--latency SECONDS] [--sample N]. The emulator runs in its own
 process (scripts/bench_scenario.py: 200,000 users, 1,000,000 sysevent rows, ...) with a
 fixed latency per request; every check runs in a child process of its own, which reports
-its requests, bytes, wall time and peak RSS. Measured, in one run:
+its requests, bytes, wall time and peak RSS. Sequential round trips are counted from the
+emulator's request log (the start and end of each request). Every check makes the
+advisories' extra reads. Measured, in one run:
 
+0. round trips: a dry run of a one-page instance (the demo scenario) and of the large
+   one, each at 50 ms and at 500 ms per request;
 1. a dry run (the batched reads of snowcheck.pull);
 2. the per-user strategy of the instance's own job (one sysevent query per candidate
    user), on a sample of candidates, extrapolated linearly to all of them;
@@ -25,6 +29,7 @@ import resource
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -34,8 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from snowcheck.check import assess  # noqa: E402 (after the sys.path insert)
+from snowcheck.emulator import Emulator, LogEntry, Scenario, sequential_rounds  # noqa: E402
 from snowcheck.plan import Action  # noqa: E402
 from snowcheck.pull import (  # noqa: E402
+    DEFAULT_CONCURRENCY,
     EVENT_FIELDS,
     LOGIN_EVENTS,
     QUERY_BUDGET,
@@ -45,7 +52,6 @@ from snowcheck.pull import (  # noqa: E402
     read_down_mids,
     read_open_issues,
     read_role_holders,
-    read_roles,
     read_users,
 )
 from snowcheck.records import EVENT_TABLE, Inventory, format_time  # noqa: E402
@@ -58,6 +64,9 @@ from snowcheck.writeback import WriteBack  # noqa: E402
 WINDOW = timedelta(hours=4)
 SOURCE = "MIDUserConnectivity"
 SCENARIO = ROOT / "scripts" / "bench_scenario.py"
+ONE_PAGE = ROOT / "config" / "examples" / "demo-scenario.json"
+SLOW = 0.5
+"""The latency of a far instance, seconds per request."""
 
 TARGET_DRY_REQUESTS = 40
 TARGET_DRY_WALL = 10.0
@@ -66,6 +75,9 @@ TARGET_REQUEST_RATIO = 20.0
 TARGET_WALL_RATIO = 10.0
 TARGET_WRITE_WALL = 10.0
 TARGET_DOUBLING = 0.05
+TARGET_ONE_PAGE_ROUNDS = 2
+TARGET_START_UP = 0.5
+"""Seconds of start-up and work allowed on top of the round trips at 500 ms."""
 
 
 # -- the child processes: one check each ------------------------------------------------------
@@ -121,7 +133,7 @@ def child_check(url: str, *, apply: bool, concurrency: int) -> dict[str, Any]:
         if apply:
             plan.raise_if_unsafe(saw_mid_users=outcome.evaluation.saw_mid_users, force=False)
             writing = Meter(instance)
-            writer = WriteBack(instance)
+            writer = WriteBack(instance, concurrency=concurrency)
             applied = writer.apply(plan)
             result["write"] = writing.read()
             result["applied"] = len(applied)
@@ -139,21 +151,20 @@ def child_per_user(url: str, *, sample: int) -> dict[str, Any]:
     """
     with _connect(url) as instance:
         meter = Meter(instance)
-        roles = read_roles(instance)
+        holders = read_role_holders(instance)
         assert instance.now is not None
         now = instance.now
         since = now - WINDOW - SCHEDULING_MARGIN
-        grants, holders = read_role_holders(instance, roles)
         associations = read_associations(instance)
         down_mids = read_down_mids(instance)
-        known = {row["user_name"] for row in holders}
+        known = {row["user_name"] for row in holders.users}
         configured = {str(row.get("value", "")) for row in associations}
         fetched = read_users(instance, sorted(configured - known), budget=QUERY_BUDGET)
         read_open_issues(instance, SOURCE)
         tables = {
-            "sys_user_role": roles,
-            "sys_user_has_role": grants,
-            "sys_user": holders + fetched,
+            "sys_user_role": holders.roles,
+            "sys_user_has_role": holders.grants,
+            "sys_user": holders.users + fetched,
             "ecc_agent_config": associations,
             "ecc_agent": down_mids,
         }
@@ -218,6 +229,46 @@ class EmulatorProcess:
         self.process.wait(timeout=60)
 
 
+def control(url: str, method: str, path: str, payload: object = None) -> Any:
+    """One request to the emulator's control endpoints (loopback only)."""
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(f"{url}/__emulator/{path}", data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        body = answer.read()
+    return json.loads(body) if body else None
+
+
+def rounds_of(url: str) -> int:
+    """Sequential round trips in the emulator's request log since it was last cleared."""
+    entries = [
+        LogEntry(**{**entry, "ignored": tuple(entry.get("ignored", ()))})
+        for entry in control(url, "GET", "log")
+    ]
+    return sequential_rounds(entries)
+
+
+def timed_dry_run(url: str, latency: float, common: Sequence[str]) -> dict[str, Any]:
+    """A dry run at ``latency`` seconds per request, with its round trips."""
+    control(url, "POST", "faults", {"latency": latency})
+    control(url, "DELETE", "log")
+    result = run_child("--child", "dry", "--url", url, *common)
+    result["rounds"] = rounds_of(url)
+    return result
+
+
+def round_trips(common: Sequence[str]) -> dict[str, Any]:
+    """The one-page instance (the demo scenario, served here) at 50 ms and 500 ms."""
+    say("round trips of a one-page instance (the demo scenario)")
+    with Emulator(Scenario.load(str(ONE_PAGE)), port=0) as emulator:
+        user, password = emulator.credentials
+        assert (user, password) == ("admin", "admin")
+        return {
+            "fast": timed_dry_run(emulator.url, 0.05, common),
+            "slow": timed_dry_run(emulator.url, SLOW, common),
+        }
+
+
 def run_child(*arguments: str) -> dict[str, Any]:
     """Run this script as a child (`--child ...`) and return the JSON it prints."""
     done = subprocess.run(
@@ -267,9 +318,31 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def round_trip_table(trips: dict[str, Any], dry: dict[str, Any], dry_slow: dict[str, Any]) -> str:
+    """Requests and sequential rounds of a dry run, with its wall time at 50 and 500 ms."""
+    rows = []
+    for name, fast, slow in (
+        ("one-page instance (demo)", trips["fast"], trips["slow"]),
+        ("large instance", dry, dry_slow),
+    ):
+        rows.append(
+            [
+                name,
+                _n(fast["pull"]["requests"]),
+                f"{fast['rounds']}"
+                + ("" if fast["rounds"] == slow["rounds"] else f"/{slow['rounds']}"),
+                _s(fast["pull"]["wall"]),
+                _s(slow["pull"]["wall"]),
+            ]
+        )
+    return table(["Dry run", "requests", "rounds", "wall at 50 ms", "wall at 500 ms"], rows)
+
+
 def report(
     args: argparse.Namespace,
     info: dict[str, Any],
+    trips: dict[str, Any],
+    dry_slow: dict[str, Any],
     dry: dict[str, Any],
     per_user: dict[str, Any],
     applied: dict[str, Any],
@@ -284,6 +357,12 @@ def report(
         f"{args.latency * 1000:.0f} ms per request, emulator in its own process, "
         f"concurrency {args.concurrency}, Python {sys.version.split()[0]}.\n"
     )
+    print(
+        "Round trips: sequential rounds counted from the emulator's request log; the "
+        "advisories' reads included.\n"
+    )
+    print(round_trip_table(trips, dry, dry_slow))
+    print()
     d = dry["pull"]
     p = extrapolate(per_user)
     sampled = per_user["sample"] < per_user["candidates"]
@@ -345,7 +424,18 @@ def report(
         f"and {after['resolve']:,} resolves: "
         + ("every change was written." if converged else "**not converged**.")
     )
+    one_page, one_page_slow = trips["fast"], trips["slow"]
+    allowed = TARGET_ONE_PAGE_ROUNDS * SLOW + TARGET_START_UP
     checks: list[tuple[str, bool]] = [
+        (
+            f"one-page dry run in {TARGET_ONE_PAGE_ROUNDS} rounds ({one_page['rounds']} at "
+            f"50 ms, {one_page_slow['rounds']} at 500 ms)",
+            one_page["rounds"] == one_page_slow["rounds"] == TARGET_ONE_PAGE_ROUNDS,
+        ),
+        (
+            f"one-page dry run at 500 ms ≤ {allowed:.1f} s ({_s(one_page_slow['pull']['wall'])})",
+            one_page_slow["pull"]["wall"] <= allowed,
+        ),
         (
             f"dry run ≤ {TARGET_DRY_REQUESTS} requests ({_n(d['requests'])})",
             d["requests"] <= TARGET_DRY_REQUESTS,
@@ -437,7 +527,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sample", type=int, default=300, help="candidates the per-user strategy queries (300)"
     )
-    parser.add_argument("--concurrency", type=int, default=4, help="reads in flight at once (4)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"requests in flight at once ({DEFAULT_CONCURRENCY})",
+    )
     parser.add_argument("--no-doubling", action="store_true", help="skip the doubled instance")
     parser.add_argument("--child", choices=("dry", "apply", "per-user"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -454,10 +549,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = time.perf_counter()
     common = ("--concurrency", str(args.concurrency), "--sample", str(args.sample))
+    trips = round_trips(common)
     with EmulatorProcess(1, args.latency) as emulator:
         info = emulator.info
         say("dry run")
-        dry = run_child("--child", "dry", "--url", emulator.url, *common)
+        dry = timed_dry_run(emulator.url, args.latency, common)
+        say(f"dry run at {SLOW * 1000:.0f} ms per request")
+        dry_slow = timed_dry_run(emulator.url, SLOW, common)
+        control(emulator.url, "POST", "faults", {"latency": args.latency})
         say(f"per-user strategy on {args.sample} candidates")
         per_user = run_child("--child", "per-user", "--url", emulator.url, *common)
         say("applied check")
@@ -470,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             doubled_info = emulator.info
             say("dry run on the doubled instance")
             doubled = run_child("--child", "dry", "--url", emulator.url, *common)
-    met = report(args, info, dry, per_user, applied, doubled_info, doubled)
+    met = report(args, info, trips, dry_slow, dry, per_user, applied, doubled_info, doubled)
     say(f"done in {time.perf_counter() - started:.0f} s")
     return 0 if met else 1
 

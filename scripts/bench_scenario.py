@@ -46,6 +46,7 @@ WINDOW = timedelta(hours=4)
 SINCE = NOW - WINDOW - timedelta(seconds=60)
 DAY = timedelta(hours=24)
 SOURCE = "MIDUserConnectivity"
+BUILDSTAMP = "xanadu-07-02-2024__patch1-08-15-2024_08-21-2024_1200"
 
 ROLE_USERS = 5_000
 ACTIVE_ROLE_USERS = 3_300
@@ -148,8 +149,19 @@ def mids() -> list[dict[str, str]]:
             "name": f"mid-server-{k:04d}",
             "status": "Down" if is_down(k) else "Up",
             "last_refreshed": stamp(NOW - timedelta(hours=2 if is_down(k) else 0, minutes=1)),
+            "user_name": mid_user(k),  # the user its mid.instance.username row names
+            "validated": "true",
+            "version": BUILDSTAMP,
         }
         for k in range(MIDS)
+    ]
+
+
+def properties() -> list[dict[str, str]]:
+    """The MID Server version properties the advisories read."""
+    return [
+        {"sys_id": sys_id("p", 0), "name": "mid.buildstamp", "value": BUILDSTAMP},
+        {"sys_id": sys_id("p", 1), "name": "mid.version.override", "value": ""},
     ]
 
 
@@ -289,6 +301,7 @@ def load(emulator: Emulator, scale: int) -> dict[str, int]:
         "ecc_agent": emulator.load_rows("ecc_agent", mids()),
         "ecc_agent_config": emulator.load_rows("ecc_agent_config", configs()),
         "ecc_agent_issue": emulator.load_rows("ecc_agent_issue", issues()),
+        "sys_properties": emulator.load_rows("sys_properties", properties()),
     }
     logins = emulator.load_rows("sysevent", login_events())
     counts["sysevent"] = logins + emulator.load_rows("sysevent", other_events(scale))

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from snowcheck.advisories import Advice, advise_snapshot
+from snowcheck.advisories import Advice, advise
 from snowcheck.errors import ConfigError, DataError
 from snowcheck.messages import choose
 from snowcheck.plan import Plan, build_plan, ours_and_open
@@ -56,7 +56,15 @@ def assess(
     templates = choose(messages, open_messages)
     evaluation = evaluate(inventory, now=snapshot.now, window=window, templates=templates)
     plan = build_plan(evaluation.findings, inventory.issues, source=source, now=snapshot.now)
-    advice = advise_snapshot(snapshot, inventory) if advisories else None
+    advice = None
+    if advisories:
+        # The pull says why an extra read it tried is missing (an HTTP 403, say).
+        advice = advise(
+            inventory,
+            now=snapshot.now,
+            extra_reads=snapshot.extra_reads,
+            why_unread=snapshot.why_unread,
+        )
     return Outcome(instance, source, snapshot, inventory, evaluation, plan, advice)
 
 

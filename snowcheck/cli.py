@@ -122,7 +122,14 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
         "--concurrency",
         type=int,
         metavar="N",
-        help="reads in flight at once (default 4; 1 reads one table at a time)",
+        help="requests in flight at once (default 6; 1 reads one table at a time)",
+    )
+    rules.add_argument(
+        "--no-advisories",
+        dest="advisories",
+        action="store_false",
+        default=None,
+        help="skip the advisories' extra reads (every MID Server, sys_properties, clone issues)",
     )
 
 
@@ -142,7 +149,11 @@ def _connection_options(args: argparse.Namespace) -> ConnectionOptions:
 
 def _rule_options(args: argparse.Namespace) -> RuleOptions:
     return RuleOptions(
-        window=args.window, source=args.source, messages=args.messages, concurrency=args.concurrency
+        window=args.window,
+        source=args.source,
+        messages=args.messages,
+        concurrency=args.concurrency,
+        advisories=args.advisories,
     )
 
 

@@ -1,63 +1,90 @@
-"""Pull one snapshot of the seven tables a check reads, in as few requests as careful allows.
+"""Pull one snapshot of the tables a check reads, in two round trips when every table fits a page.
 
-The reads, in order:
+Round one: every read that needs no earlier answer, all at once.
 
-1. ``sys_user_role``: the mid_server and soap_script roles. Its answer's Date header
-   is the instance's ``now``; ``since = now - window - 60 s``.
-2. ``sys_user_has_role``: who holds those roles, dot-walking to the holders' user
-   records, so that the role holders' ``sys_user`` rows come in the same pass.
-3. ``ecc_agent_config``: every ``mid.instance.username`` association.
-4. ``ecc_agent``: the MID Servers that are Down.
-5. ``sys_user``: configured user names not already known from 2, by chunks of names.
-6. ``sysevent``: the login events of the window for the users the rules ask about
-   (``rules.event_candidates``), one query per chunk of names, not one per user.
-7. ``ecc_agent_issue``: the open issues of our source.
+1. ``sys_user_has_role``: the grants of the roles named ``mid_server``, ``soap`` and
+   ``soap_script`` (``role.nameIN...``: the database compares the names), dot-walking
+   to the role's name and the holders' user records. The ``sys_user_role`` rows the
+   rules need (sys_id, name) come from the grants' ``role`` and ``role.name``.
+2. ``ecc_agent_config``: every ``mid.instance.username`` association.
+3. ``ecc_agent``: every MID Server with the advisories (the rules pick the Down ones
+   themselves, as the database compares ``status``), else only ``status=Down``.
+4. ``ecc_agent_issue``: the open issues of our source, and of ``InstanceClone`` with
+   the advisories (the plan and the message choice look at our source only).
+5. ``sys_properties`` (advisories only): ``mid.buildstamp`` and ``mid.version.override``.
+   Never fails the pull: read access denied leaves the table out, with the reason.
 
-Reads 2, 3, 4 and 7 depend on nothing but read 1: they run concurrently, at most
-``concurrency`` requests at once (default 4), and so do the chunks of read 5 and then
-those of read 6. Fail-closed all the same: the first read to fail cancels those not yet
-started, stops those running at their next page or retry, and the pull raises, so
-nothing is written. Concurrency changes when requests are sent, not which: the formula
-below holds whatever ``concurrency`` is.
+The instance's ``now`` is the Date header of round one's first answer;
+``since = now - window - 60 s`` bounds the events of round two.
 
-Requests made by one check, with P the page size and, for each query, T its number of
-matching rows (``X-Total-Count``, counted before ACLs)::
+Round two: the reads that need names from round one, side by side.
+
+6. ``sys_user``: configured user names not already known from 1, by chunks of names.
+7. ``sysevent``: the login events of the window for the users the rules ask about
+   (``rules.event_candidates``: they need no user row beyond the holders'), by chunks.
+
+At most ``concurrency`` requests are in flight at once (default 6: round one goes out
+at once). A read of several pages reads its first page, which tells the total
+(``X-Total-Count``), then its remaining pages at once under the same bound. Fail-closed
+all the same: the first read to fail cancels those not yet started, stops those running
+at their next page or retry, and the pull raises, so nothing is written. Concurrency
+changes when requests are sent, not which: the request formula holds whatever
+``concurrency`` is.
+
+Requests, with P the page size and, for each query, T its number of matching rows
+(``X-Total-Count``, counted before ACLs), A = 1 with the advisories and 0 without::
 
     pages(T) = max(1, ceil(T / P))
-    R = pages(T_roles)                                            # 1
-      + pages(T_grants)            (0 if no role was found)       # 2
-      + pages(T_associations)                                     # 3
-      + pages(T_down_mids)                                        # 4
-      + sum over name chunks c of pages(T_users(c))               # 5
-      + sum over candidate chunks c of pages(T_events(c))         # 6
-      + pages(T_open_issues)                                      # 7
+    R = pages(T_grants) + pages(T_associations) + pages(T_mids) + pages(T_open_issues)
+      + A                                                         # round one: 1 to 5
+      + sum over name chunks c of pages(T_users(c))               # round two: 6
+      + sum over candidate chunks c of pages(T_events(c))         #            7
+
+Sequential rounds, with C = ``concurrency``, when no read is throttled by C (at least
+as many slots as requests in each wave)::
+
+    rounds = 1 + [any read of round one has more than one page]
+           + (1 + [any read of round two has more than one page]  if round two has a read)
+
+so 2 when every table fits one page (1 when round two has nothing to ask), and at
+most 4 otherwise. With fewer slots than requests, a wave of N requests takes
+ceil(N / C) rounds instead of one.
 
 Name chunks pack sorted names into IN lists of at most ``QUERY_BUDGET`` URL-encoded
-characters, so their number is about ceil(sum(len(encoded name) + 3) / QUERY_BUDGET);
-there are none when every configured user is a role holder (5) or when no user is a
-candidate (6). With every table under P rows and at most one chunk each, a check makes
-5 to 7 requests. Retries add one request each.
+characters, about ceil(sum(len(encoded name) + 3) / QUERY_BUDGET) of them; none when
+every configured user is a role holder (6) or when no user is a candidate (7). With
+every table under P rows and at most one chunk each, a check makes 5 to 7 requests
+(4 to 6 without the advisories). Retries add one request each.
 
 Applying a plan of C changes through the Batch API adds ceil(C / batch_items) requests
-(more when ``batch_bytes`` or the instance's own per-batch limit cuts a batch short), and,
-when it created issues, one read-back query per chunk of created messages (duplicates
-found then cost one more batch). Without the Batch API: one request per change. A create
-whose answer was lost costs a look-up read before it is sent again.
+(more when ``batch_bytes`` or the instance's own per-batch limit cuts a batch short):
+the batches of updates and resolves go out at once under the same bound, then the
+creates' batches, then, when it created issues, one read-back query per chunk of
+created messages (duplicates found then cost one more batch). Without the Batch API:
+one request per change. A create whose answer was lost costs a look-up read before it
+is sent again.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from snowcheck.advisories import CLONE_SOURCE, VERSION_PROPERTIES
 from snowcheck.errors import InstanceError
 from snowcheck.records import (
+    ALL_MID_SERVERS,
+    CLONE_ISSUES,
     CONFIG_TABLE,
     EVENT_TABLE,
     ISSUE_TABLE,
     MID_TABLE,
+    PROPERTIES,
+    PROPERTY_TABLE,
     ROLE_TABLE,
     USER_ROLE_TABLE,
     USER_TABLE,
@@ -69,15 +96,27 @@ from snowcheck.rules import LOGIN_EVENTS, MID_ROLE, event_candidates, window_sta
 from snowcheck.servicenow.instance import Instance
 from snowcheck.servicenow.query import and_, chunk_in, eq, in_
 
-ROLE_NAMES = (MID_ROLE, "soap_script")
+log = logging.getLogger("snowcheck.instance")
+
+ROLE_NAMES = (MID_ROLE, "soap", "soap_script")
+"""The roles whose holders the rules look at: mid_server contains soap, which has soap_script."""
 QUERY_BUDGET = 4000
 """URL-encoded characters allowed for one IN list of names; keeps URLs well under 8 KB."""
 
 ROLE_FIELDS = ("sys_id", "name")
-USER_FIELDS = ("sys_id", "user_name", "active", "sys_domain", "locked_out")
-GRANT_FIELDS = ("sys_id", "user", "role", *(f"user.{field}" for field in USER_FIELDS[1:]))
+USER_FIELDS = ("sys_id", "user_name", "active", "sys_domain", "locked_out", "password_needs_reset")
+GRANT_FIELDS = (
+    "sys_id",
+    "user",
+    "role",
+    "role.name",
+    *(f"user.{field}" for field in USER_FIELDS[1:]),
+)
 CONFIG_FIELDS = ("sys_id", "ecc_agent", "param_name", "value", "sys_domain")
 MID_FIELDS = ("sys_id", "name", "status", "last_refreshed")
+ALL_MID_FIELDS = (*MID_FIELDS, "user_name", "validated", "version")
+"""Every MID Server's fields, for the advisories."""
+PROPERTY_FIELDS = ("name", "value")
 EVENT_FIELDS = ("sys_id", "name", "parm1", "parm2", "sys_created_on")
 ISSUE_FIELDS = (
     "sys_id",
@@ -90,9 +129,12 @@ ISSUE_FIELDS = (
     "sys_domain",
     "sys_updated_on",
 )
+DENIED = frozenset({401, 403})
+"""Statuses meaning "no read access to this table" for the optional sys_properties read."""
 
-DEFAULT_CONCURRENCY = 4
-"""Requests in flight at once during a pull; an instance limits concurrent transactions per user."""
+DEFAULT_CONCURRENCY = 6
+"""Requests in flight at once: round one (five reads) goes out at once. An instance
+limits concurrent transactions per user; ``--concurrency`` lowers it."""
 
 Rows = list[dict[str, Any]]
 T = TypeVar("T")
@@ -119,57 +161,107 @@ def _each(pool: Executor | None, read: Callable[[str], T], queries: Iterable[str
     return [future.result() for future in futures]
 
 
-def read_roles(instance: Instance) -> Rows:
-    """Read 1: the mid_server and soap_script roles."""
-    return instance.fetch(ROLE_TABLE, in_("name", ROLE_NAMES), ROLE_FIELDS)
-
-
 def _text(value: Any) -> str:
     if isinstance(value, dict):  # a reference left as {link, value}
         value = value.get("value", "")
     return value if isinstance(value, str) else ""
 
 
-def read_role_holders(instance: Instance, roles: Sequence[dict[str, Any]]) -> tuple[Rows, Rows]:
-    """Read 2: the grants of ``roles`` and, from their dot-walked fields, the holders' users.
+def read_roles(instance: Instance) -> Rows:
+    """The mid_server, soap and soap_script roles (``snowcheck doctor``; the pull takes
+    them from the grants)."""
+    return instance.fetch(ROLE_TABLE, in_("name", ROLE_NAMES), ROLE_FIELDS)
+
+
+@dataclass(frozen=True)
+class Holders:
+    """Read 1: the grants, the roles they name and the holders' user records."""
+
+    roles: Rows
+    grants: Rows
+    users: Rows
+
+
+def read_role_holders(instance: Instance) -> Holders:
+    """Read 1: the grants of ROLE_NAMES and, from their dot-walked fields, roles and users.
 
     A grant whose user fields came back empty (a dangling reference, or fields hidden
-    by an ACL) gives no user row.
+    by an ACL) gives no user row. The query matched on ``role.name``: a grant whose
+    role name came back empty means an ACL hides it, and the pull fails (the holders
+    could not be told apart).
     """
-    role_ids = sorted({_text(role.get("sys_id")) for role in roles} - {""})
-    if not role_ids:
-        return [], []
     grants: Rows = []
+    roles: dict[str, dict[str, Any]] = {}
     users: dict[str, dict[str, Any]] = {}
-    for row in instance.fetch(USER_ROLE_TABLE, in_("role", role_ids), GRANT_FIELDS):
+    for row in instance.fetch(USER_ROLE_TABLE, in_("role.name", ROLE_NAMES), GRANT_FIELDS):
         user_id = _text(row.get("user"))
+        role_id = _text(row.get("role"))
         grants.append({"sys_id": row.get("sys_id", ""), "user": user_id, "role": row.get("role")})
+        role_name = _text(row.get("role.name"))
+        if role_id and not role_name:
+            # The query matched on role.name, so it exists: an ACL hides it from us.
+            raise InstanceError(
+                f"{USER_ROLE_TABLE} record {_text(row.get('sys_id'))}: its role's name came "
+                f"back empty (read access to {ROLE_TABLE}.name denied?): grant the checking "
+                f"account read access to {ROLE_TABLE}",
+                table=ROLE_TABLE,
+            )
+        if role_id:
+            roles.setdefault(role_id, {"sys_id": role_id, "name": role_name})
         user_name = _text(row.get("user.user_name"))
         if not user_id or not user_name or row.get("user.active") not in ("true", "false"):
             continue
         user: dict[str, Any] = {"sys_id": user_id, "user_name": user_name}
-        for field in USER_FIELDS[2:]:
-            if f"user.{field}" in row:
-                user[field] = _text(row[f"user.{field}"])
+        for name in USER_FIELDS[2:]:
+            if f"user.{name}" in row:
+                user[name] = _text(row[f"user.{name}"])
         user["active"] = row["user.active"]
         users.setdefault(user_id, user)
-    return grants, list(users.values())
+    ordered_roles = sorted(roles.values(), key=lambda role: str(role["sys_id"]))
+    return Holders(ordered_roles, grants, list(users.values()))
 
 
 def read_associations(instance: Instance) -> Rows:
-    """Read 3: every mid.instance.username association row."""
+    """Read 2: every mid.instance.username association row."""
     return instance.fetch(CONFIG_TABLE, eq("param_name", "mid.instance.username"), CONFIG_FIELDS)
 
 
 def read_down_mids(instance: Instance) -> Rows:
-    """Read 4: the MID Servers whose status is Down."""
+    """Read 3 without the advisories: the MID Servers whose status is Down."""
     return instance.fetch(MID_TABLE, eq("status", "Down"), MID_FIELDS)
+
+
+def read_all_mids(instance: Instance) -> Rows:
+    """Read 3 with the advisories: every MID Server, whatever its status."""
+    return instance.fetch(MID_TABLE, "", ALL_MID_FIELDS)
+
+
+def read_open_issues(instance: Instance, source: str, *, clones: bool = False) -> Rows:
+    """Read 4: the open ecc_agent_issue records of ``source`` (and of InstanceClone)."""
+    sources = in_("source", (source, CLONE_SOURCE)) if clones else eq("source", source)
+    return instance.fetch(ISSUE_TABLE, and_(sources, "state!=resolved"), ISSUE_FIELDS)
+
+
+def read_properties(instance: Instance) -> tuple[Rows | None, str | None]:
+    """Read 5: the MID Server version properties, or (None, why) when they cannot be read.
+
+    Only the advisories need them: no read access never fails the pull.
+    """
+    try:
+        rows = instance.fetch(PROPERTY_TABLE, in_("name", VERSION_PROPERTIES), PROPERTY_FIELDS)
+    except InstanceError as exc:
+        if exc.status not in DENIED:
+            raise
+        return None, f"read access to {PROPERTY_TABLE} denied (HTTP {exc.status})"
+    if rows and not any(_text(row.get("name")) for row in rows):
+        return None, f"the {PROPERTY_TABLE} rows came back without their names (hidden by ACLs)"
+    return rows, None
 
 
 def read_users(
     instance: Instance, user_names: Iterable[str], *, budget: int, pool: Executor | None = None
 ) -> Rows:
-    """Read 5: the sys_user rows of ``user_names``, one query per chunk of names."""
+    """Read 6: the sys_user rows of ``user_names``, one query per chunk of names."""
     users: dict[str, dict[str, Any]] = {}
     chunks = chunk_in("user_name", user_names, budget)
     for rows in _each(pool, lambda names: instance.fetch(USER_TABLE, names, USER_FIELDS), chunks):
@@ -183,11 +275,10 @@ def read_events(
     user_names: Iterable[str],
     *,
     since: datetime,
-    now: datetime,
     budget: int,
     pool: Executor | None = None,
 ) -> Rows:
-    """Read 6: login events after ``since`` about ``user_names``, one query per chunk.
+    """Read 7: login events after ``since`` about ``user_names``, one query per chunk.
 
     No upper bound, as the job's own query: an event dated after ``now`` counts.
     """
@@ -209,9 +300,40 @@ def read_events(
     return [*events.values(), *unkeyed]
 
 
-def read_open_issues(instance: Instance, source: str) -> Rows:
-    """Read 7: the open ecc_agent_issue records of ``source``."""
-    return instance.fetch(ISSUE_TABLE, and_(eq("source", source), "state!=resolved"), ISSUE_FIELDS)
+@dataclass
+class RoundOne:
+    """What round one read."""
+
+    holders: Holders
+    associations: Rows
+    mids: Rows
+    issues: Rows
+    properties: Rows | None = None
+    why_unread: dict[str, str] = field(default_factory=dict)
+
+
+def _round_one(
+    instance: Instance, pool: Executor | None, source: str, advisories: bool
+) -> RoundOne:
+    """Reads 1 to 5: none needs another's answer, so all go out at once."""
+    reads: dict[str, Callable[[], Any]] = {
+        "holders": lambda: read_role_holders(instance),
+        "associations": lambda: read_associations(instance),
+        "mids": lambda: read_all_mids(instance) if advisories else read_down_mids(instance),
+        "issues": lambda: read_open_issues(instance, source, clones=advisories),
+    }
+    if advisories:
+        reads["properties"] = lambda: read_properties(instance)
+    if pool is None:
+        done = {name: read() for name, read in reads.items()}
+    else:
+        futures = {name: pool.submit(read) for name, read in reads.items()}
+        _settle(list(futures.values()))
+        done = {name: future.result() for name, future in futures.items()}
+    properties, why = done.pop("properties", (None, None))
+    return RoundOne(
+        **done, properties=properties, why_unread={PROPERTIES: why} if why is not None else {}
+    )
 
 
 def pull_snapshot(
@@ -221,21 +343,27 @@ def pull_snapshot(
     source: str,
     budget: int = QUERY_BUDGET,
     concurrency: int = DEFAULT_CONCURRENCY,
+    advisories: bool = True,
 ) -> Snapshot:
-    """Read everything one check needs; any failure raises, so nothing is written after it."""
+    """Read everything one check needs; any failure raises, so nothing is written after it.
+
+    ``advisories`` adds the advisories' extra reads (see the module docstring).
+    """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
+    instance.limit_requests(concurrency)
     instance.restart_clock()  # this check's "now": the first answer of this pull
-    roles = read_roles(instance)
-    if instance.now is None:
-        raise InstanceError("the instance's clock is unknown: no answer was read", table=ROLE_TABLE)
-    now = instance.now
-    since = window_start(now, window)
-
-    pool = ThreadPoolExecutor(concurrency, "snowcheck-read") if concurrency > 1 else None
+    # Threads wait for work; requests in flight are bounded by the instance (see above).
+    pool = ThreadPoolExecutor(8, "snowcheck-read") if concurrency > 1 else None
     failed = True
     try:
-        tables = _pull_after_roles(instance, pool, roles, source, since, now, budget)
+        first = _round_one(instance, pool, source, advisories)
+        if instance.now is None:
+            raise InstanceError(
+                "the instance's clock is unknown: no answer was read", table=USER_ROLE_TABLE
+            )
+        now = instance.now
+        tables = _round_two(instance, pool, first, window_start(now, window), budget)
         failed = False
     finally:
         if pool is not None:
@@ -243,51 +371,52 @@ def pull_snapshot(
                 # Reads still running give up at their next page or retry; none is waited for.
                 instance.stop_reads()
             pool.shutdown(wait=not failed, cancel_futures=True)
-    return Snapshot(now=now, tables=tables, clock_source=instance.clock_source)
-
-
-def _pull_after_roles(
-    instance: Instance,
-    pool: Executor | None,
-    roles: Rows,
-    source: str,
-    since: datetime,
-    now: datetime,
-    budget: int,
-) -> dict[str, Rows]:
-    """Reads 2 to 7: the four independent ones at once, then users, then events."""
-    if pool is None:
-        grants, holders = read_role_holders(instance, roles)
-        associations = read_associations(instance)
-        down_mids = read_down_mids(instance)
-        issues = read_open_issues(instance, source)
-    else:
-        holders_read = pool.submit(read_role_holders, instance, roles)
-        associations_read = pool.submit(read_associations, instance)
-        down_mids_read = pool.submit(read_down_mids, instance)
-        issues_read = pool.submit(read_open_issues, instance, source)
-        _settle([holders_read, associations_read, down_mids_read, issues_read])
-        grants, holders = holders_read.result()
-        associations = associations_read.result()
-        down_mids = down_mids_read.result()
-        issues = issues_read.result()
-
-    known = {row["user_name"] for row in holders}
-    configured = {_text(row.get("value")) for row in associations}
-    fetched = read_users(instance, sorted(configured - known), budget=budget, pool=pool)
-    holder_ids = {row["sys_id"] for row in holders}
-    users = holders + [row for row in fetched if _text(row.get("sys_id")) not in holder_ids]
-
-    tables: dict[str, Rows] = {
-        ROLE_TABLE: roles,
-        USER_ROLE_TABLE: grants,
-        USER_TABLE: users,
-        CONFIG_TABLE: associations,
-        MID_TABLE: down_mids,
-    }
-    candidates = event_candidates(Inventory.from_tables(tables))
-    tables[EVENT_TABLE] = read_events(
-        instance, candidates, since=since, now=now, budget=budget, pool=pool
+    extra: set[str] = set()
+    if advisories:
+        extra = {ALL_MID_SERVERS, CLONE_ISSUES}
+        if first.properties is not None:
+            tables[PROPERTY_TABLE] = first.properties
+            extra.add(PROPERTIES)
+    return Snapshot(
+        now=now,
+        tables=tables,
+        clock_source=instance.clock_source,
+        extra_reads=frozenset(extra),
+        why_unread=dict(first.why_unread),
     )
-    tables[ISSUE_TABLE] = issues
+
+
+def _round_two(
+    instance: Instance, pool: Executor | None, first: RoundOne, since: datetime, budget: int
+) -> dict[str, Rows]:
+    """Reads 6 and 7, side by side: the users named only by configuration, the events."""
+    holders = first.holders.users
+    tables: dict[str, Rows] = {
+        ROLE_TABLE: first.holders.roles,
+        USER_ROLE_TABLE: first.holders.grants,
+        USER_TABLE: holders,
+        CONFIG_TABLE: first.associations,
+        MID_TABLE: first.mids,
+    }
+    # The candidates come from holders, associations and MID Servers: no user row read here.
+    candidates = event_candidates(Inventory.from_tables(tables))
+    known = {row["user_name"] for row in holders}
+    configured = {_text(row.get("value")) for row in first.associations}
+    wanted = sorted(configured - known)
+    if pool is None:
+        fetched = read_users(instance, wanted, budget=budget)
+        events = read_events(instance, candidates, since=since, budget=budget)
+    else:
+        users_read = pool.submit(read_users, instance, wanted, budget=budget, pool=pool)
+        events_read = pool.submit(
+            read_events, instance, candidates, since=since, budget=budget, pool=pool
+        )
+        _settle([users_read, events_read])
+        fetched, events = users_read.result(), events_read.result()
+    holder_ids = {row["sys_id"] for row in holders}
+    tables[USER_TABLE] = holders + [
+        row for row in fetched if _text(row.get("sys_id")) not in holder_ids
+    ]
+    tables[EVENT_TABLE] = events
+    tables[ISSUE_TABLE] = first.issues
     return tables

@@ -8,7 +8,7 @@ Raw rows hold strings: references arrive either as a plain sys_id or as a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -354,6 +354,8 @@ class Snapshot:
     """Where ``now`` came from: "instance" (Date header), "local" (fallback) or "snapshot"."""
     extra_reads: frozenset[str] = frozenset()
     """Which of EXTRA_READS the tables hold; an older snapshot holds none."""
+    why_unread: Mapping[str, str] = field(default_factory=dict)
+    """Why an extra read the pull tried is missing (``advisories.advise``'s ``why_unread``)."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ CONFIG_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "messages": str,  # docs, kingston or auto
     "source": str,  # the issue source written and matched
     "concurrency": int,  # reads in flight at once
+    "advisories": bool,  # false: skip the advisories' extra reads
     "apply": bool,  # false: this profile refuses --apply
     "batch": bool,  # write through the Batch API
     "batch_size": int,  # changes per batch request
@@ -69,6 +70,8 @@ class RuleOptions:
     source: str | None = None
     messages: str | None = None
     concurrency: int | None = None
+    advisories: bool | None = None
+    """False: ``--no-advisories``."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,8 @@ class CheckSettings:
     messages: str
     concurrency: int = DEFAULT_CONCURRENCY
     """Reads in flight at once during the pull (``--concurrency``, ``concurrency``)."""
+    advisories: bool = True
+    """Make the advisories' extra reads (``--no-advisories``, ``advisories``)."""
 
 
 @dataclass(frozen=True)
@@ -284,7 +289,16 @@ def check_settings(
             "concurrency must be a whole number of at least 1 "
             "(--concurrency or 'concurrency' in the config)"
         )
-    return CheckSettings(window=window, source=source, messages=messages, concurrency=concurrency)
+    advisories = pick(cli.advisories, "advisories", True)
+    if not isinstance(advisories, bool):
+        raise ConfigError("advisories must be true or false ('advisories' in the config)")
+    return CheckSettings(
+        window=window,
+        source=source,
+        messages=messages,
+        concurrency=concurrency,
+        advisories=advisories,
+    )
 
 
 def write_settings(profile: Mapping[str, Any]) -> WriteSettings:

@@ -9,7 +9,9 @@ request per change.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -59,11 +61,17 @@ class WriteBack:
         batch: bool = True,
         batch_items: int = DEFAULT_BATCH_ITEMS,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
+        concurrency: int = 1,
     ) -> None:
         if batch_items < 1 or batch_bytes < 1:
             raise ValueError("batch_items and batch_bytes must be at least 1")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.instance = instance
         self.batch = batch
+        self.batch_items = batch_items
+        self.concurrency = concurrency
+        """Batches of updates and resolves in flight at once."""
         self.batches = BatchWriter(
             instance,
             write_singly=self.write_singly,
@@ -122,8 +130,69 @@ class WriteBack:
         if not changes:
             return [], [], None
         if self.batch and not self.batches.refused:
+            independent = [c for c in changes if c.action is not Action.CREATE]
+            if self.concurrency > 1 and len(independent) > self.batch_items:
+                return self._write_at_once(changes, independent, on_change)
             return self.batches.write(changes, on_change)
         return self.write_singly([(change, False) for change in changes], on_change)
+
+    def _write_at_once(
+        self, changes: Sequence[Change], independent: list[Change], on_change: OnChange | None
+    ) -> Written:
+        """Updates and resolves, a batch each, at most ``concurrency`` at once; then creates.
+
+        Each touches its own record, so their order does not matter. Once one batch
+        failed, no other is started and no create is sent; those running finish.
+        """
+        size = self.batch_items
+        groups = [independent[start : start + size] for start in range(0, len(independent), size)]
+        lock = threading.Lock()
+        failed = threading.Event()
+
+        def told(change: Change) -> None:
+            if on_change is not None:
+                with lock:  # callbacks are not thread-safe
+                    on_change(change)
+
+        def write(group: list[Change]) -> Written:
+            if failed.is_set():
+                return [], list(group), None
+            written = self.batches.write(group, told)
+            if written[2] is not None:
+                failed.set()
+            return written
+
+        with ThreadPoolExecutor(min(self.concurrency, len(groups)), "snowcheck-write") as pool:
+            results = list(pool.map(write, groups))
+        creates = [c for c in changes if c.action is Action.CREATE]
+        if creates and not failed.is_set():
+            results.append(self.batches.write(creates, on_change))
+        else:
+            results.append(([], creates, None))
+        done: dict[int, Change] = {}
+        left: set[int] = set()
+        errors: dict[int, InstanceError] = {}
+        position = {id(change): index for index, change in enumerate(changes)}
+        for group, (applied, not_applied, error) in zip([*groups, creates], results, strict=True):
+            skipped = {id(change) for change in not_applied}
+            left |= {position[id(change)] for change in not_applied}
+            sent = [change for change in group if id(change) not in skipped]
+            for original, change in zip(sent, applied, strict=True):
+                done[position[id(original)]] = change
+            if error is not None:
+                errors[min((position[id(c)] for c in not_applied), default=len(changes))] = error
+        first = errors[min(errors)] if errors else None
+        if first is not None and len(errors) > 1:
+            first = InstanceError(
+                f"{first} (and {len(errors) - 1} more batches failed)",
+                table=first.table,
+                status=first.status,
+            )
+        return (
+            [done[index] for index in sorted(done)],
+            [changes[index] for index in sorted(left)],
+            first,
+        )
 
     def write_singly(
         self, changes: Sequence[tuple[Change, bool]], on_change: OnChange | None

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from snowcheck.emulator import BatchConfig, Emulator, LogEntry, Scenario
+from snowcheck.emulator import BatchConfig, Emulator, LogEntry, Scenario, sequential_rounds
 from snowcheck.errors import PartialWrite
 from snowcheck.plan import Action, Change, Plan
 from snowcheck.servicenow.instance import Instance
@@ -58,6 +58,7 @@ def _instance(
     batch: bool = True,
     batch_items: int = DEFAULT_BATCH_ITEMS,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    concurrency: int = 1,
     **options: Any,
 ) -> WriteBack:
     """The write-back to the emulator (``options`` go to the Instance beneath)."""
@@ -65,7 +66,13 @@ def _instance(
     connection = Connection(base_url=emu.url, user=user, password=password)
     options.setdefault("sleep", lambda seconds: None)
     instance = Instance(connection, **options)
-    return WriteBack(instance, batch=batch, batch_items=batch_items, batch_bytes=batch_bytes)
+    return WriteBack(
+        instance,
+        batch=batch,
+        batch_items=batch_items,
+        batch_bytes=batch_bytes,
+        concurrency=concurrency,
+    )
 
 
 def resolve(message: str, sys_id: str) -> Change:
@@ -346,3 +353,57 @@ def test_a_rate_limited_item_waits_as_asked_and_is_sent_again(emulator: Emulator
     assert sleeps == [3.0]
     assert calls(emulator, batch=False) == [("POST", BATCH)] * 2
     assert [entry.status for entry in settled_log(emulator) if entry.batch] == [429, 200]
+
+
+def _wide_plan(emu: Emulator) -> tuple[Change, ...]:
+    """Four updates and two resolves (three batches of two), then two creates."""
+    emu.store.bulk_load("ecc_agent_issue", [_issue(f"w{n}", f"wide {n}") for n in range(6)])
+    return (
+        *(update(f"wide {n}", f"w{n}") for n in range(4)),
+        create("new one"),
+        *(resolve(f"wide {n}", f"w{n}") for n in range(4, 6)),
+        create("new two"),
+    )
+
+
+@pytest.mark.parametrize(("concurrency", "rounds"), [(3, 3), (1, 5)])
+def test_independent_batches_go_out_at_once_then_the_creates(
+    emulator: Emulator, concurrency: int, rounds: int
+) -> None:
+    changes = _wide_plan(emulator)
+    emulator.latency = 0.25  # the batches of one round overlap, however busy the machine
+    told: list[Change] = []
+    writer = _instance(emulator, batch_items=2, concurrency=concurrency)
+    applied = writer.apply(plan(*changes), on_change=told.append)
+
+    outer = [entry for entry in settled_log(emulator) if not entry.batch]
+    # With 3 slots: the three batches of updates and resolves at once, then the creates'
+    # batch, then the read-back. One at a time, in plan order: 4 batches, then the read-back.
+    assert sequential_rounds(outer) == rounds
+    if concurrency > 1:
+        assert [entry.method for entry in outer] == ["POST"] * 4 + ["GET"]
+        last_batch = [entry for entry in settled_log(emulator) if entry.batch][-2:]
+        assert [entry.method for entry in last_batch] == ["POST", "POST"]  # the creates last
+    assert [change.message for change in applied] == [change.message for change in changes]
+    assert all(change.sys_id for change in applied)
+    assert sorted(told, key=lambda c: c.message) == sorted(applied, key=lambda c: c.message)
+    rows = {row["sys_id"]: row for row in emulator.rows("ecc_agent_issue")}
+    assert all(rows[f"w{n}"]["count"] == "3" for n in range(4))
+    assert all(rows[f"w{n}"]["state"] == "resolved" for n in range(4, 6))
+    assert {"new one", "new two"} <= set(open_issues(emulator))
+
+
+def test_a_failed_independent_batch_stops_the_creates(emulator: Emulator) -> None:
+    changes = _wide_plan(emulator)
+    emulator.store.delete("ecc_agent_issue", "w0")
+    with pytest.raises(PartialWrite) as caught:
+        _instance(emulator, batch_items=2, concurrency=3).apply(plan(*changes))
+    error = caught.value
+    assert error.status == 404 and "record w0" in str(error)
+    not_applied = {change.message for change in error.not_applied}
+    assert {"wide 0", "new one", "new two"} <= not_applied
+    assert all(change.action != Action.CREATE for change in error.applied)
+    assert not any(
+        entry.method == "POST" and entry.batch for entry in settled_log(emulator)
+    )  # no create was sent
+    assert len(error.applied) + len(error.not_applied) == len(changes)

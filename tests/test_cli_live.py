@@ -18,7 +18,7 @@ DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-sc
 def test_retry_warnings_follow_quiet(monkeypatch: pytest.MonkeyPatch, quiet: bool) -> None:
     monkeypatch.setenv("SERVICENOW_PASSWORD", "admin")
     with Emulator(Scenario.load(str(DEMO))) as emu:
-        emu.faults.add("status", status=503, times=1, method="GET")
+        emu.faults.add("status", status=503, times=1, method="GET", path="/sys_user_has_role")
         out, err = io.StringIO(), io.StringIO()
         argv = ["check", "--instance", emu.url, "--user", "admin"]
         code = main(
@@ -29,7 +29,7 @@ def test_retry_warnings_follow_quiet(monkeypatch: pytest.MonkeyPatch, quiet: boo
     if quiet:
         assert (out.getvalue(), err.getvalue()) == ("", "")
     else:
-        assert err.getvalue().startswith("warning: reading sys_user_role")
+        assert err.getvalue().startswith("warning: reading sys_user_has_role")
         assert "retrying in" in err.getvalue()
         assert "10 findings" in out.getvalue()
 

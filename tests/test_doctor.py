@@ -358,6 +358,7 @@ def test_example_config_documents_only_keys_snowcheck_reads() -> None:
         "messages",
         "source",
         "concurrency",
+        "advisories",
         "apply",
         # settings.write_settings
         "batch",

@@ -230,7 +230,7 @@ def test_read_events_returns_exactly_the_window_events_of_the_candidates(
     )
     since = NOW - timedelta(hours=4, minutes=1)
     with _instance(emulator) as instance:
-        got = read_events(instance, wanted, since=since, now=NOW, budget=budget)
+        got = read_events(instance, wanted, since=since, budget=budget)
     assert sorted(row["sys_id"] for row in got) == expected
 
 

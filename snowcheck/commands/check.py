@@ -162,6 +162,7 @@ def _offline(options: CheckOptions, terminal: Terminal) -> Outcome:
         window=settings.window,
         source=settings.source,
         messages=settings.messages,
+        advisories=settings.advisories,
     )
     for warning in outcome.plan.warnings:
         terminal.warn(warning)

@@ -32,6 +32,7 @@ def _offline(options: ExplainOptions, terminal: Terminal) -> Outcome:
         window=settings.window,
         source=settings.source,
         messages=settings.messages,
+        advisories=settings.advisories,
     )
 
 

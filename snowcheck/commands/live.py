@@ -48,6 +48,7 @@ def live_check(
         window=settings.window,
         source=settings.source,
         concurrency=settings.concurrency,
+        advisories=settings.advisories,
     )
     if snapshot.clock_source == "local":
         warn("the instance sent no usable Date header: using the local clock as 'now'")
@@ -57,6 +58,7 @@ def live_check(
         window=settings.window,
         source=settings.source,
         messages=settings.messages,
+        advisories=settings.advisories,
     )
     for warning in outcome.plan.warnings:
         warn(warning)
@@ -73,7 +75,12 @@ def live_check(
         return Checked(outcome, None)
     plan.raise_if_unsafe(saw_mid_users=outcome.evaluation.saw_mid_users, force=force)
     write = write or WriteSettings()
-    writer = WriteBack(instance, batch=write.batch, batch_items=write.batch_items)
+    writer = WriteBack(
+        instance,
+        batch=write.batch,
+        batch_items=write.batch_items,
+        concurrency=settings.concurrency,
+    )
     applied = writer.apply(plan, on_change=on_change)
     log.info("applied %d changes to ecc_agent_issue", len(applied))
     return Checked(outcome, applied)

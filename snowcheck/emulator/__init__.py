@@ -16,7 +16,7 @@ from snowcheck.emulator.auth import AuthConfig, OAuthClient, OAuthServer
 from snowcheck.emulator.faults import Fault, Faults
 from snowcheck.emulator.runner import Emulator, serve
 from snowcheck.emulator.scenario import BatchConfig, Scenario, ScenarioError, UserAccess
-from snowcheck.emulator.server import LogEntry
+from snowcheck.emulator.server import LogEntry, sequential_rounds
 from snowcheck.emulator.tls import TlsConfig
 
 __all__ = [
@@ -32,5 +32,6 @@ __all__ = [
     "ScenarioError",
     "TlsConfig",
     "UserAccess",
+    "sequential_rounds",
     "serve",
 ]

@@ -10,8 +10,9 @@ emulator from another process:
 - `POST /__emulator/faults`: queue faults: one fault object, a list of them, or
   `{"faults": [...], "latency": s}`. `DELETE /__emulator/faults` clears faults and latency.
 - `GET /__emulator/log`: `[{"method", "path", "query", "status", "bytes_in", "bytes_out",
-  "user", "fault", "batch", "ignored"}, ...]`; `DELETE` clears it. Headers, and so the
-  Authorization header, are never recorded.
+  "user", "fault", "batch", "ignored", "started", "ended"}, ...]`; `DELETE` clears it.
+  Headers, and so the Authorization header, are never recorded. `started` and `ended`
+  (monotonic seconds) bound each request: `sequential_rounds` counts round trips from them.
 - `GET /__emulator/tables/{t}`: every stored row of `t`, raw. `POST /__emulator/tables/{t}`
   with `{"rows": [...], "replace": true|false}` (or a bare list: add) replaces the rows or
   adds them (a known sys_id updates that row); relative times are resolved.
@@ -34,9 +35,10 @@ import ssl
 import struct
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -87,12 +89,28 @@ class LogEntry:
     """Served inside a `POST /api/now/v1/batch`."""
     ignored: tuple[str, ...] = ()
     """Query conditions dropped because they name unknown fields."""
+    started: float = 0.0
+    """When the request arrived (``time.monotonic()``, before latency and faults)."""
+    ended: float = 0.0
+    """When its answer was ready to send (``time.monotonic()``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
         entry = asdict(self)
         entry["ignored"] = list(self.ignored)
         return entry
+
+
+def sequential_rounds(entries: Sequence[LogEntry]) -> int:
+    """Round trips a client waited for: the longest chain of requests each sent after the
+    previous one's answer (``started`` after ``ended``). Requests carried in a batch are
+    not round trips of their own."""
+    timed = sorted((e.started, e.ended) for e in entries if not e.batch)
+    depth: list[int] = []
+    for index, (started, _) in enumerate(timed):
+        before = [depth[i] for i in range(index) if timed[i][1] <= started]
+        depth.append(1 + max(before, default=0))
+    return max(depth, default=0)
 
 
 class RequestLog:
@@ -262,6 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- /api/ -------------------------------------------------------------------------------
 
     def _api(self, path: str, query: str, body: bytes) -> None:
+        self._started = time.monotonic()
         app = self.app
         method = self.command
         if app.faults.latency > 0:
@@ -316,6 +335,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self, entry: LogEntry, response: ApiResponse | None = None) -> None:
         """Log a request, then the requests it carried inside a batch."""
         log = self.app.log
+        started = getattr(self, "_started", None)
+        ended = time.monotonic()
+        entry = replace(entry, started=ended if started is None else started, ended=ended)
         log.append(entry)
         for inner in response.inner if response is not None else ():
             query = _query_dict(inner.query)
@@ -330,6 +352,8 @@ class _Handler(BaseHTTPRequestHandler):
                     entry.user,
                     inner.fault,
                     batch=True,
+                    started=entry.started,
+                    ended=entry.ended,
                 )
             )
 

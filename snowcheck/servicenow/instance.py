@@ -101,6 +101,18 @@ class Instance:
     def attempts(self) -> int:
         return self.retry.attempts
 
+    @property
+    def concurrency(self) -> int:
+        """Read requests in flight at once (see ``limit_requests``)."""
+        return self.tables.concurrency
+
+    def limit_requests(self, concurrency: int) -> None:
+        """Send at most ``concurrency`` read requests at once, however many threads read.
+
+        The remaining pages of a paged read then go out at once, up to that bound.
+        """
+        self.tables.limit(concurrency)
+
     def stop_reads(self) -> None:
         """Make reads running in other threads give up at their next page or retry.
 

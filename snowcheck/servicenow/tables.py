@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from snowcheck.servicenow.exchange import Exchange, is_transient, unanswered
@@ -30,64 +31,71 @@ class Tables:
         self.retry = retry
         self.progress = progress
         self._progress_lock = threading.Lock()
+        self.concurrency = 1
+        """Pages of one read in flight at once (see ``limit``)."""
+        self._slots = threading.BoundedSemaphore(1)
+
+    def limit(self, concurrency: int) -> None:
+        """At most ``concurrency`` page requests in flight at once, whatever the threads."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        self._slots = threading.BoundedSemaphore(concurrency)
 
     def fetch(self, table: str, query: str, fields: Sequence[str]) -> list[Row]:
         """Every row of ``table`` matching ``query`` (an encoded query), with only ``fields``.
 
         Pages by offset in sys_id order until the offset passes ``X-Total-Count`` (a
         page can be short because of ACLs while more rows exist), or, without that
-        header, until a short page. Rows seen twice (the table moved under us) are
-        kept once, by sys_id.
+        header, until a short page. Once the first page told the total, the remaining
+        pages are read at once (at most ``concurrency`` in flight). Rows seen twice (the
+        table moved under us) are kept once, by sys_id.
         """
+        pages = _Pages(table, self)
         ordered = and_(query, "ORDERBYsys_id")
         page_size = self.exchange.connection.page_size
-        keyed: dict[str, Row] = {}
-        unkeyed: list[Row] = []
-        total: int | None = None
-        duplicates = 0
-        offset = 0
-        while True:
-            self.retry.check_stopped(table)
-            rows, page_total = self._read_page(table, ordered, fields, offset)
-            if page_total is not None and total is not None and page_total != total:
-                log.warning(
-                    "%s changed while being read (X-Total-Count %d, then %d): "
-                    "rows were added or removed meanwhile",
-                    table,
-                    total,
-                    page_total,
-                )
-            total = page_total if page_total is not None else total
-            fresh = 0
-            for row in rows:
-                sys_id = row.get("sys_id")
-                if isinstance(sys_id, str) and sys_id:
-                    if sys_id in keyed:
-                        duplicates += 1
-                        continue
-                    keyed[sys_id] = row
-                else:
-                    unkeyed.append(row)
-                fresh += 1
-            offset += page_size
-            if self.progress is not None:
-                with self._progress_lock:  # reads may run in several threads; callbacks not
-                    self.progress(table, len(keyed) + len(unkeyed), total)
-            if page_total is not None:
-                if offset >= page_total:
+        self.retry.check_stopped(table)
+        rows, total = self._read_page(table, ordered, fields, 0)
+        pages.add(rows, total)
+        offset = page_size
+        while pages.total is not None and offset < pages.total:
+            offsets = range(offset, pages.total, page_size)
+            for rows, page_total in self._read_pages(table, ordered, fields, offsets):
+                pages.add(rows, page_total)
+            offset = offsets[-1] + page_size
+        if pages.total is None:  # no X-Total-Count: one page at a time, until a short one
+            while len(rows) >= page_size:
+                if pages.fresh == 0:
+                    log.warning("%s: a full page of rows already read; stopping there", table)
                     break
-            elif len(rows) < page_size:
-                break
-            elif fresh == 0:
-                log.warning("%s: a full page of rows already read; stopping there", table)
-                break
-        if duplicates:
-            log.warning(
-                "%s: %d rows came back twice while paging (the table changed); kept once each",
-                table,
-                duplicates,
-            )
-        return [*keyed.values(), *unkeyed]
+                self.retry.check_stopped(table)
+                rows, total = self._read_page(table, ordered, fields, offset)
+                pages.add(rows, total)
+                offset += page_size
+        return pages.rows()
+
+    def _read_pages(
+        self, table: str, query: str, fields: Sequence[str], offsets: Sequence[int]
+    ) -> list[tuple[list[Row], int | None]]:
+        """The pages at ``offsets``, in that order; the first failure cancels the rest."""
+
+        def read(offset: int) -> tuple[list[Row], int | None]:
+            self.retry.check_stopped(table)
+            return self._read_page(table, query, fields, offset)
+
+        if self.concurrency == 1 or len(offsets) == 1:
+            return [read(offset) for offset in offsets]
+        pool = ThreadPoolExecutor(min(self.concurrency, len(offsets)), f"snowcheck-{table}")
+        futures = [pool.submit(read, offset) for offset in offsets]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                if future in done and future.exception() is not None:
+                    raise future.exception()  # type: ignore[misc]
+            return [future.result() for future in futures]
+        finally:
+            # On failure, pages not started are dropped and those running are not waited for.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _read_page(
         self, table: str, query: str, fields: Sequence[str], offset: int
@@ -98,8 +106,13 @@ class Tables:
             return resource.get(query=query, fields=list(fields), limit=page_size, offset=offset)
 
         doing = f"reading {table}"
+
+        def attempt() -> tuple[Any, dict[str, Any]]:
+            with self._slots:
+                return self.exchange.send(send, table=table, doing=doing, params={})
+
         response, body = self.retry.run(
-            lambda: self.exchange.send(send, table=table, doing=doing, params={}),
+            attempt,
             table=table,
             doing=doing,
         )
@@ -187,6 +200,55 @@ class Tables:
                 table=table,
             )
         return result
+
+
+class _Pages:
+    """The rows of one read's pages so far: de-duplicated by sys_id, the total watched."""
+
+    def __init__(self, table: str, tables: Tables) -> None:
+        self.table = table
+        self.tables = tables
+        self.keyed: dict[str, Row] = {}
+        self.unkeyed: list[Row] = []
+        self.total: int | None = None
+        self.duplicates = 0
+        self.fresh = 0
+        """Rows new to this read in the last page added."""
+
+    def add(self, rows: list[Row], page_total: int | None) -> None:
+        if page_total is not None and self.total is not None and page_total != self.total:
+            log.warning(
+                "%s changed while being read (X-Total-Count %d, then %d): "
+                "rows were added or removed meanwhile",
+                self.table,
+                self.total,
+                page_total,
+            )
+        self.total = page_total if page_total is not None else self.total
+        self.fresh = 0
+        for row in rows:
+            sys_id = row.get("sys_id")
+            if isinstance(sys_id, str) and sys_id:
+                if sys_id in self.keyed:
+                    self.duplicates += 1
+                    continue
+                self.keyed[sys_id] = row
+            else:
+                self.unkeyed.append(row)
+            self.fresh += 1
+        progress = self.tables.progress
+        if progress is not None:
+            with self.tables._progress_lock:  # reads may run in several threads; callbacks not
+                progress(self.table, len(self.keyed) + len(self.unkeyed), self.total)
+
+    def rows(self) -> list[Row]:
+        if self.duplicates:
+            log.warning(
+                "%s: %d rows came back twice while paging (the table changed); kept once each",
+                self.table,
+                self.duplicates,
+            )
+        return [*self.keyed.values(), *self.unkeyed]
 
 
 def _writing(fields: Sequence[str]) -> dict[str, Any]:

@@ -175,7 +175,10 @@ def test_the_log_never_holds_credentials(emulator: Emulator, session: requests.S
         "fault": None,
         "batch": False,
         "ignored": [],
+        "started": first["started"],
+        "ended": first["ended"],
     }
+    assert first["started"] <= first["ended"]
     assert first["bytes_out"] > 0
     assert [entry.status for entry in emulator.log] == [200, 401, 201]
 
