@@ -43,12 +43,18 @@ from snowcheck.settings import (
 def snapshot_document(
     snapshot: Snapshot, *, instance: str, settings: CheckSettings, requests: int
 ) -> dict[str, Any]:
-    """The snapshot file's document: ``{"now", "tables"[, "extra_reads"], "manifest"}``."""
+    """The snapshot file's document: ``{"now", "tables", "extra_reads", "why_unread", "manifest"}``.
+
+    ``extra_reads`` and ``why_unread`` (the advisories' reads made, and why one is missing)
+    only when there are any.
+    """
     tables = {table: [dict(row) for row in rows] for table, rows in snapshot.tables.items()}
     since = Window(snapshot.now, settings.window).since
     document: dict[str, Any] = {"now": format_time(snapshot.now), "tables": tables}
     if snapshot.extra_reads:
         document["extra_reads"] = sorted(snapshot.extra_reads)
+    if snapshot.why_unread:
+        document["why_unread"] = dict(snapshot.why_unread)
     document["manifest"] = {
         "snowcheck": __version__,
         "instance": instance,

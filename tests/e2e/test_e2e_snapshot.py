@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_pseudonymise import scenarios
 
-from snowcheck.check import assess, load_snapshot
+from snowcheck.check import Outcome, assess, load_snapshot
 from snowcheck.commands.live import live_check
 from snowcheck.commands.snapshot import capture
 from snowcheck.emulator import Emulator
@@ -27,11 +27,21 @@ from snowcheck.servicenow.instance import Instance
 from snowcheck.servicenow.session import Connection
 from snowcheck.settings import CheckSettings
 
-from .support import PASSWORD, USER, InProcess, add_event, assert_clean_failure, control, start
+from .support import (
+    PASSWORD,
+    USER,
+    InProcess,
+    add_event,
+    assert_clean_failure,
+    control,
+    demo_data,
+    start,
+)
 
 pytestmark = pytest.mark.e2e
 
 ADDRESS = "10.20.30.40"
+SOURCE = "MIDUserConnectivity"
 
 
 def _snapshot(cli: InProcess, emu: Emulator, path: Path, *args: str) -> Any:
@@ -39,6 +49,24 @@ def _snapshot(cli: InProcess, emu: Emulator, path: Path, *args: str) -> Any:
     assert result.code == 0, result.err
     assert "Traceback" not in result.err
     return result
+
+
+def _in_process(emu: Emulator, path: Path, **user: Any) -> tuple[Outcome, Outcome]:
+    """A live dry run, and the offline check of a capture taken just before it."""
+    settings_ = CheckSettings(window=timedelta(hours=4), source=SOURCE, messages="auto")
+    connection = Connection(base_url=emu.url, user=USER, password=PASSWORD, verify=True)
+    with Instance(connection) as instance:
+        captured, _ = capture(instance, settings_, warn=lambda _: None)
+        live = live_check(instance, settings_, apply=False, force=False, warn=lambda _: None)
+    path.write_text(json.dumps(captured), encoding="utf-8")
+    offline = assess(
+        load_snapshot(str(path)),
+        instance=emu.url,
+        window=settings_.window,
+        source=SOURCE,
+        messages="auto",
+    )
+    return live.outcome, offline
 
 
 def _offline(cli: InProcess, path: Path, *args: str) -> dict[str, Any]:
@@ -121,17 +149,20 @@ def test_no_password_token_or_cookie_is_in_a_snapshot(
         text = path.read_text(encoding="utf-8")
         assert PASSWORD.lower() not in text.lower()
         assert "Basic " not in text and "Bearer " not in text
-        # No field or key that could hold one (messages may say "check password").
-        for key in _keys(json.loads(text)):
+        # No field that could hold one (messages may say "check password"; a flag such as
+        # password_needs_reset holds true or false, nothing secret).
+        for key, value in _fields(json.loads(text)):
             for word in ("password", "authorization", "cookie", "token", "session", "secret"):
-                assert word not in key.lower(), (path.name, key)
+                if word in key.lower():
+                    assert value in ("true", "false", ""), (path.name, key)
 
 
-def _keys(value: Any) -> list[str]:
+def _fields(value: Any) -> list[tuple[str, Any]]:
+    """Every (key, value) pair, at any depth."""
     if isinstance(value, dict):
-        return [k for key, item in value.items() for k in (key, *_keys(item))]
+        return [pair for key, item in value.items() for pair in ((key, item), *_fields(item))]
     if isinstance(value, list):
-        return [k for item in value for k in _keys(item)]
+        return [pair for item in value for pair in _fields(item)]
     return []
 
 
@@ -241,6 +272,7 @@ def test_on_random_instances_a_snapshot_checked_offline_agrees_with_a_live_check
         messages=messages,
     )
     assert offline.evaluation.findings == live.outcome.evaluation.findings
+    assert offline.advice == live.outcome.advice
     assert offline.plan.changes == live.outcome.plan.changes
     payloads = [dict(change.payload) for change in offline.plan.changes]
     assert payloads == [dict(change.payload) for change in live.outcome.plan.changes]
@@ -256,3 +288,25 @@ def test_redaction_warnings_go_to_stderr(emu: Emulator, cli: InProcess, tmp_path
     assert "holds 5 bytes" in result.err
     assert "short" not in path.read_text(encoding="utf-8")
     assert json.loads(path.read_text(encoding="utf-8"))["manifest"]["redacted"] is True
+
+
+def test_the_advisories_offline_are_the_live_ones(emu: Emulator, tmp_path: Path) -> None:
+    live, offline = _in_process(emu, tmp_path / "capture.json")
+    assert live.advice is not None and live.advice.advisories  # the demo shows some
+    assert offline.advice == live.advice
+    assert offline.evaluation.findings == live.evaluation.findings
+
+
+def test_an_extra_read_denied_is_captured_with_its_reason(tmp_path: Path) -> None:
+    data = demo_data()
+    data["users"] = {USER: {"password": PASSWORD, "deny_read": ["sys_properties"]}}
+    emu = start(data)
+    try:
+        live, offline = _in_process(emu, tmp_path / "capture.json")
+    finally:
+        emu.stop()
+    document = json.loads((tmp_path / "capture.json").read_text(encoding="utf-8"))
+    assert "sys_properties" in document["why_unread"]["sys_properties"]
+    assert "403" in document["why_unread"]["sys_properties"]
+    assert offline.advice == live.advice
+    assert live.advice is not None and live.advice.skipped
