@@ -1,5 +1,8 @@
 """The command line: argparse and exit codes; each command's work lives in snowcheck.commands.
 
+Each command's module is imported only when that command runs: start-up time is part of
+every check's wall time, and the demo and the emulator are not needed for a check.
+
 Adding a command: a parser function here (its arguments, and ``set_defaults(run=...)``
 turning them into the command's typed options), and one entry in ``PARSERS``.
 """
@@ -22,12 +25,6 @@ from snowcheck.cli_follow import (
     watch_arguments,
     watch_options,
 )
-from snowcheck.commands.check import run_check
-from snowcheck.commands.demo import run_demo
-from snowcheck.commands.doctor import run_doctor
-from snowcheck.commands.emulator import run_emulator
-from snowcheck.commands.snapshot import run_snapshot
-from snowcheck.commands.watch import run_watch
 from snowcheck.crash import OutputClosed, guarded_stdout, last_resort
 from snowcheck.emulator.options import latency_seconds, port_number
 from snowcheck.errors import SnowcheckError
@@ -248,6 +245,8 @@ def _check_parser(commands: Subparsers) -> None:
             lock_file=args.lock_file,
             no_lock=args.no_lock,
         )
+        from snowcheck.commands.check import run_check
+
         return run_check(options, terminal)
 
     check.set_defaults(run=run)
@@ -267,6 +266,8 @@ def _doctor_parser(commands: Subparsers) -> None:
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
         options = DoctorOptions(connection=_connection_options(args), rules=_rule_options(args))
+        from snowcheck.commands.doctor import run_doctor
+
         return run_doctor(options, terminal)
 
     doctor.set_defaults(run=run)
@@ -282,7 +283,12 @@ def _demo_parser(commands: Subparsers) -> None:
     )
     demo.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: the bundled one)")
 
-    demo.set_defaults(run=lambda args, terminal: run_demo(DemoOptions(args.scenario), terminal))
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        from snowcheck.commands.demo import run_demo
+
+        return run_demo(DemoOptions(args.scenario), terminal)
+
+    demo.set_defaults(run=run)
 
 
 def _emulator_parser(commands: Subparsers) -> None:
@@ -302,6 +308,8 @@ def _emulator_parser(commands: Subparsers) -> None:
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
         options = EmulatorOptions(scenario=args.scenario, port=args.port, latency=args.latency)
+        from snowcheck.commands.emulator import run_emulator
+
         return run_emulator(options, terminal)
 
     emulator.set_defaults(run=run)
@@ -321,6 +329,8 @@ def _snapshot_parser(commands: Subparsers) -> None:
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
         options = snapshot_options(args, _connection_options(args), _rule_options(args))
+        from snowcheck.commands.snapshot import run_snapshot
+
         return run_snapshot(options, terminal)
 
     snapshot.set_defaults(run=run)
@@ -340,6 +350,8 @@ def _watch_parser(commands: Subparsers) -> None:
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
         options = watch_options(args, _connection_options(args), _rule_options(args))
+        from snowcheck.commands.watch import run_watch
+
         return run_watch(options, terminal)
 
     watch.set_defaults(run=run)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from snowcheck.advisories import Advisory
 from snowcheck.check import Outcome
 from snowcheck.errors import ConfigError
 from snowcheck.plan import Action, Change
@@ -54,6 +55,8 @@ class Explanation:
     """The open issue with the finding's message (or, with no finding, the one resolved)."""
     change: Change | None
     """What the plan does to that issue: create, update or resolve; None if nothing."""
+    advisories: tuple[Advisory, ...] | None = None
+    """The advisories about the user or its MID Servers; None when they were not computed."""
 
     @property
     def hint(self) -> str:
@@ -132,6 +135,9 @@ def explain(outcome: Outcome, user: str) -> Explanation:
         finding=finding,
         issue=issue,
         change=change,
+        advisories=None
+        if outcome.advice is None
+        else outcome.advice.about(user, (mid.name or mid.sys_id for mid in mids)),
     )
 
 

@@ -55,4 +55,4 @@ def test_applied_run_reports_what_it_wrote(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(creates) == 8
     for create in creates:
         assert create["sys_id"] == stored[create["message"]]
-    assert table.getvalue().endswith("10 findings · applied: 10 updated\n")
+    assert table.getvalue().endswith("10 findings · 9 advisories · applied: 10 updated\n")

@@ -65,7 +65,10 @@ def test_report_prints_every_rules_message() -> None:
     text = " ".join(result.out.split())
     for message in ALL_MESSAGES:
         assert message in text
-    assert "10 findings · plan: 8 create, 2 update, 1 resolve · dry run, nothing written" in text
+    assert (
+        "10 findings · 9 advisories · plan: 8 create, 2 update, 1 resolve · "
+        "dry run, nothing written" in text
+    )
 
 
 def test_json_document_follows_the_contract() -> None:
@@ -78,6 +81,7 @@ def test_json_document_follows_the_contract() -> None:
         "window_seconds",
         "source",
         "findings",
+        "advisories",
         "changes",
         "applied",
     }

@@ -94,6 +94,7 @@ def test_json_follows_the_contract() -> None:
         "mid_servers",
         "issue",
         "change",
+        "advisories",
     ]
     assert document["schema_version"] == 1
     assert document["rule"] == "authz_failed_unassociated"
@@ -151,4 +152,5 @@ def test_explain_live_matches_the_snapshot_shape(monkeypatch: pytest.MonkeyPatch
     offline = run("explain", "mid.west", "--snapshot", str(EXAMPLE), "--format", "json")[1]
     assert code == 0, err
     assert json.loads(out) == json.loads(offline)
+    assert [item["id"] for item in json.loads(out)["advisories"]] == ["password_needs_reset"]
     assert issues_after == issues_before  # explain writes nothing

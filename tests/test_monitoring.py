@@ -32,22 +32,23 @@ SOURCE = "MIDUserConnectivity"
 HOSTILE = "evil|user\x1b[31m[bold red]x[/]"
 
 
-def outcome_of(path: str | Path) -> Outcome:
+def outcome_of(path: str | Path, *, advisories: bool = True) -> Outcome:
     return assess(
         load_snapshot(str(path)),
         instance=INSTANCE,
         window=timedelta(hours=4),
         source=SOURCE,
         messages="docs",
+        advisories=advisories,
     )
 
 
-def variant(tmp_path: Path, edit: Any) -> Outcome:
+def variant(tmp_path: Path, edit: Any, *, advisories: bool = True) -> Outcome:
     document = json.loads(EXAMPLE.read_text(encoding="utf-8"))
     edit(document["tables"])
     path = tmp_path / "snapshot.json"
     path.write_text(json.dumps(document), encoding="utf-8")
-    return outcome_of(path)
+    return outcome_of(path, advisories=advisories)
 
 
 def all_up(tables: dict[str, list[dict[str, Any]]]) -> None:
@@ -102,7 +103,8 @@ def test_nagios_critical_when_a_finding_concerns_down_mid_servers() -> None:
     state, summary, perf, rest = parse_nagios(text)
     assert (state, code) == ("CRITICAL", 2)
     assert summary == (
-        "10 findings (6 on down MID Servers, 4 configuration), plan: 8 create, 2 update, 1 resolve"
+        "10 findings (6 on down MID Servers, 4 configuration), 9 advisories, "
+        "plan: 8 create, 2 update, 1 resolve"
     )
     assert perf == {
         "auth_failed_down": "2;;;0",
@@ -113,10 +115,11 @@ def test_nagios_critical_when_a_finding_concerns_down_mid_servers() -> None:
         "no_login_unassociated": "1;;;0",
         "connected_unassociated": "1;;;0",
         "findings": "10;;;0",
+        "advisories": "9;;;0",
         "changes": "11;;;0",
         "time": "1.234s;;;0",
     }
-    assert len(rest) == 10
+    assert len(rest) == 10 + 9
     assert rest[0].startswith("Login authentication failure for User mid.east")
 
 
@@ -124,14 +127,15 @@ def test_nagios_warning_when_only_role_not_configured_users(tmp_path: Path) -> N
     text, code = nagios_report(variant(tmp_path, all_up), elapsed=0.5, applied=True)
     state, summary, perf, rest = parse_nagios(text)
     assert (state, code) == ("WARNING", 1)
-    assert summary.startswith("4 findings (0 on down MID Servers, 4 configuration), applied: ")
+    assert summary.startswith("4 findings (0 on down MID Servers, 4 configuration), ")
+    assert ", applied: " in summary
     assert perf["auth_failed_down"] == "0;;;0"
     assert perf["connected_unassociated"] == "1;;;0"
-    assert len(rest) == 4
+    assert len([line for line in rest if not line.startswith("advisory ")]) == 4
 
 
 def test_nagios_ok_without_findings_lists_every_rule_at_zero(tmp_path: Path) -> None:
-    outcome = variant(tmp_path, no_role_users)
+    outcome = variant(tmp_path, no_role_users, advisories=False)
     text, code = nagios_report(outcome, elapsed=0.0, applied=False)
     state, summary, perf, rest = parse_nagios(text)
     assert (state, code) == ("OK", 0)
@@ -178,7 +182,7 @@ def test_nagios_makes_hostile_data_inert(tmp_path: Path) -> None:
     (line,) = (line for line in rest if "successfully connected" in line)
     # The pipe would start perfdata; the escape is shown, not run; markup stays as typed.
     assert line.startswith("User evil/user\\x1b[31m[bold red]x[/] with mid_server role")
-    assert set(perf) == {rule.id for rule in RULES} | {"findings", "changes", "time"}
+    assert set(perf) == {rule.id for rule in RULES} | {"findings", "advisories", "changes", "time"}
 
 
 def test_nagios_error_text_is_inert() -> None:

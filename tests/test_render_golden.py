@@ -18,6 +18,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+from snowcheck.advisories import HINTS
 from snowcheck.cli import main
 from snowcheck.commands.demo import demo
 from snowcheck.output.report import Terminal
@@ -64,6 +65,13 @@ def finding_messages() -> list[str]:
     return [finding["message"] for finding in findings]
 
 
+def advisory_texts(*argv: str) -> list[str]:
+    """Each advisory's detail and hint, as the report must show them: whole."""
+    advisories = json_document(*argv)["advisories"]
+    assert isinstance(advisories, list)
+    return [text for item in advisories for text in (item["detail"], HINTS[item["id"]])]
+
+
 def users() -> list[str]:
     tables = json.loads(EXAMPLE.read_text())["tables"]
     return sorted(row["user_name"] for row in tables["sys_user"])
@@ -85,14 +93,14 @@ def assert_layout(text: str, width: int, messages: list[str]) -> None:
 @pytest.mark.parametrize("width", WIDTHS)
 def test_report(width: int, golden: SnapshotAssertion) -> None:
     text = render(width, "check", "--snapshot", SHOWN_AS)
-    assert_layout(text, width, finding_messages())
+    assert_layout(text, width, finding_messages() + advisory_texts("check", "--snapshot", SHOWN_AS))
     assert text == golden
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_report_debug_2(width: int, golden: SnapshotAssertion) -> None:
     text = render(width, "check", "--snapshot", SHOWN_AS, "--debug", "2")
-    assert_layout(text, width, finding_messages())
+    assert_layout(text, width, finding_messages() + advisory_texts("check", "--snapshot", SHOWN_AS))
     assert "Conditions per user" in text
     assert text == golden
 
@@ -102,7 +110,8 @@ def test_report_debug_2(width: int, golden: SnapshotAssertion) -> None:
 def test_explain(user: str, width: int, golden: SnapshotAssertion) -> None:
     text = render(width, "explain", user, "--snapshot", SHOWN_AS)
     message = json_document("explain", user, "--snapshot", SHOWN_AS)["message"]
-    assert_layout(text, width, [message] if isinstance(message, str) else [])
+    advised = advisory_texts("explain", user, "--snapshot", SHOWN_AS)
+    assert_layout(text, width, ([message] if isinstance(message, str) else []) + advised)
     assert text == golden
 
 

@@ -223,6 +223,7 @@ def run_check(options: CheckOptions, terminal: Terminal) -> int:
         with _log_file(options.output.log_file, record):
             if options.snapshot:
                 outcome = _offline(options, terminal)
+                record.outcome = outcome  # the textfile's findings and advisories
             else:
                 file_config = load_file(where.config, os.environ)
                 profile = select_profile(file_config, where.profile)

@@ -10,6 +10,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from snowcheck.advisories import ADVISORIES, Advice
 from snowcheck.check import Outcome
 from snowcheck.output.text import data
 from snowcheck.records import Event
@@ -47,6 +48,8 @@ def ago(moment: datetime, now: datetime) -> str:
 
 def debug_view(outcome: Outcome, level: int, width: int) -> RenderableType:
     parts: list[RenderableType] = [_sets(outcome, level)]
+    if outcome.advice is not None:
+        parts.append(_advice(outcome.advice))
     if level >= 2 and outcome.evaluation.traces:
         parts.append(_matrix(outcome, width))
     return Group(*parts)
@@ -74,6 +77,28 @@ def _sets(outcome: Outcome, level: int) -> RenderableType:
             # Wrapped at the spaces after commas, so a member is never cut.
             grid.add_row("", Padding(data(", ".join(listed), "dim"), (0, 0, 0, 2)))
     return Group(Text("Sets", style="bold"), Padding(grid, (0, 0, 0, 2)), Text())
+
+
+def _advice(advice: Advice) -> RenderableType:
+    """How many of each advisory, ``-`` for one not checked; then the notes: what and why not."""
+    skipped = {skip.advisory for skip in advice.skipped}
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(justify="right", no_wrap=True)
+    grid.add_column()
+    for rule in ADVISORIES:
+        count = Text("-", style="dim") if rule.id in skipped else Text(str(advice.count(rule.id)))
+        grid.add_row(count, Text(rule.id))
+    notes = Table.grid(padding=(0, 1))
+    notes.add_column(no_wrap=True, style="dim")
+    notes.add_column(ratio=1, overflow="fold")
+    for note in advice.notes:
+        notes.add_row("note:", data(note))
+    return Group(
+        Text("Advisories", style="bold"),
+        Padding(grid, (0, 0, 0, 2)),
+        Padding(notes, (0, 0, 0, 2)),
+        Text(),
+    )
 
 
 def _mark(condition: Condition) -> Text:

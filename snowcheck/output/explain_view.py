@@ -6,9 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.text import Text
 
 from snowcheck.explain import SHOWN_ROLES, Explanation
+from snowcheck.output.advisory_view import NOT_WRITTEN, advisories_json, advisory_list
 from snowcheck.output.debug_view import HEADS, ago, clock
 from snowcheck.output.plan_diff import change_head
 from snowcheck.output.report import SCHEMA_VERSION, change_json
@@ -135,7 +137,22 @@ def explanation_view(explanation: Explanation, marks: Glyphs) -> RenderableType:
         labelled(conditions, INDENT),
         Text(),
         labelled(verdict, INDENT),
+        *_advisories(explanation, marks),
     )
+
+
+def _advisories(explanation: Explanation, marks: Glyphs) -> list[RenderableType]:
+    """The advisories about the user and its MID Servers, each with its hint."""
+    advisories = explanation.advisories
+    if advisories is None:
+        return []
+    if not advisories:
+        return [Text(), Text.assemble(("Advisories: ", "bold"), ("none", "green"))]
+    heading = Text.assemble(
+        (f"Advisories ({len(advisories)})", "bold"), (f" {marks.dot} {NOT_WRITTEN}", "dim")
+    )
+    parts = advisory_list(advisories, marks, numbered=False, spaced=False)
+    return [Text(), heading, *(Padding(part, (0, 0, 0, INDENT)) for part in parts)]
 
 
 def explanation_json(explanation: Explanation) -> dict[str, Any]:
@@ -163,4 +180,5 @@ def explanation_json(explanation: Explanation) -> dict[str, Any]:
             "last_detected": format_time(issue.last_detected) if issue.last_detected else None,
         },
         "change": change_json(explanation.change) if explanation.change else None,
+        "advisories": advisories_json(explanation.advisories),
     }

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 
+from snowcheck.advisories import ADVISORIES
 from snowcheck.check import Outcome
 from snowcheck.errors import ConfigError
 from snowcheck.output.text import literal
@@ -37,6 +38,16 @@ class NagiosState(IntEnum):
 
 
 _WHO_BY_RULE = {rule.id: rule.who for rule in RULES}
+
+
+def advisories_by_id(outcome: Outcome) -> dict[str, int]:
+    """The number of advisories of every id computed, zeros included; skipped ids left out
+    (not checked is not none found). Empty when the advisories were not asked for."""
+    advice = outcome.advice
+    if advice is None:
+        return {}
+    skipped = {skip.advisory for skip in advice.skipped}
+    return {rule.id: advice.count(rule.id) for rule in ADVISORIES if rule.id not in skipped}
 
 
 def findings_by_rule(outcome: Outcome) -> dict[str, int]:
@@ -73,11 +84,12 @@ def _plan_counts(changes: Sequence[Change]) -> str:
 def nagios_report(
     outcome: Outcome | None, *, error: str | None = None, elapsed: float, applied: bool
 ) -> tuple[str, int]:
-    """The plugin output (status line, then one line per finding) and its exit status.
+    """The plugin output (status line, then one line per finding and advisory), its exit status.
 
     CRITICAL when a finding concerns users of down MID Servers, WARNING when
-    every finding is a role-not-configured user, OK with none, UNKNOWN when the
-    check could not run (``error``: the one-line error, already free of secrets).
+    every finding is a role-not-configured user, or when there is no finding but
+    advisories, OK with neither, UNKNOWN when the check could not run (``error``:
+    the one-line error, already free of secrets).
     """
     elapsed_perf = _perf("time", max(elapsed, 0.0), "s")
     if error is not None or outcome is None:
@@ -91,26 +103,39 @@ def nagios_report(
     findings = outcome.evaluation.findings
     on_down = sum(1 for finding in findings if _WHO_BY_RULE[finding.rule] is Who.DOWN)
     configuration = len(findings) - on_down
+    advisories = outcome.advice.advisories if outcome.advice else ()
     if on_down:
         state = NagiosState.CRITICAL
-    elif configuration:
+    elif configuration or advisories:
         state = NagiosState.WARNING
     else:
         state = NagiosState.OK
 
     changes = outcome.plan.changes
     noun = "finding" if len(findings) == 1 else "findings"
+    # Only when the advisories were computed: --no-advisories says nothing of them.
+    advised = "" if outcome.advice is None else f"{_advisories(len(advisories))}, "
     summary = (
         f"{len(findings)} {noun} ({on_down} on down MID Servers, {configuration} configuration), "
-        f"{'applied' if applied else 'plan'}: {_plan_counts(changes)}"
+        f"{advised}{'applied' if applied else 'plan'}: {_plan_counts(changes)}"
     )
     perfdata = " ".join(
         [_perf(rule_id, count) for rule_id, count in findings_by_rule(outcome).items()]
-        + [_perf("findings", len(findings)), _perf("changes", len(changes)), elapsed_perf]
+        + [_perf("findings", len(findings))]
+        + ([] if outcome.advice is None else [_perf("advisories", len(advisories))])
+        + [_perf("changes", len(changes)), elapsed_perf]
     )
     lines = [f"SNOWCHECK {state.name} - {summary} | {perfdata}"]
     lines += [_nagios_text(finding.message) for finding in findings]
+    lines += [
+        _nagios_text(f"advisory {item.id} ({item.severity.value}) {item.subject}: {item.detail}")
+        for item in advisories
+    ]
     return "\n".join(lines) + "\n", int(state)
+
+
+def _advisories(count: int) -> str:
+    return f"{count} advisor{'y' if count == 1 else 'ies'}"
 
 
 # Prometheus ----------------------------------------------------------------------------------
@@ -181,9 +206,14 @@ def prometheus_text(
     metrics: list[_Metric] = []
     findings: tuple[tuple[dict[str, str], int | float], ...] = ()
     open_issues: tuple[tuple[dict[str, str], int | float], ...] = ()
+    advisories: tuple[tuple[dict[str, str], int | float], ...] = ()
     if outcome is not None:
         findings = tuple(
             ({**who, "rule": rule}, count) for rule, count in findings_by_rule(outcome).items()
+        )
+        advisories = tuple(
+            ({**who, "id": advisory}, count)
+            for advisory, count in advisories_by_id(outcome).items()
         )
         open_issues = tuple(
             ({**who, "state": state}, count)
@@ -194,6 +224,14 @@ def prometheus_text(
         applied[change.action] += 1
 
     metrics.append(_Metric("snowcheck_findings", "Findings of the last check, per rule.", findings))
+    metrics.append(
+        _Metric(
+            "snowcheck_advisories",
+            "Advisories of the last check, per id (never written to ecc_agent_issue); "
+            "an id not checked has no sample.",
+            advisories,
+        )
+    )
     metrics.append(
         _Metric(
             "snowcheck_open_issues",

@@ -19,6 +19,11 @@ from rich.text import Text
 
 from snowcheck.check import Outcome
 from snowcheck.errors import PartialWrite
+from snowcheck.output.advisory_view import (
+    advisories_brief,
+    advisories_json,
+    advisories_section,
+)
 from snowcheck.output.text import Glyphs, Trimmed, data, labelled, literal
 from snowcheck.plan import Action, Change
 from snowcheck.records import format_time
@@ -109,6 +114,10 @@ class Terminal:
         if debug >= 1:
             self.debug(outcome, debug, self.out)
         self.out.print(Trimmed(self._findings(outcome, marks, spaced=not brief)))
+        if brief:
+            self.out.print(Trimmed(advisories_brief(outcome.advice, marks)))
+        else:
+            self.out.print(Trimmed(advisories_section(outcome.advice, marks, spaced=True)))
         changes = _changes(outcome, applied)
         if brief:
             plan = plan_brief(
@@ -154,23 +163,37 @@ class Terminal:
         return Group(*parts)
 
     def summary(self, outcome: Outcome, *, applied: Sequence[Change] | None) -> Text:
-        """``7 findings · plan: 2 create, 4 update, 1 resolve · dry run, nothing written``."""
+        """``7 findings · 2 advisories · plan: 2 create, 4 update · dry run, nothing written``.
+
+        Too wide for the console, it breaks between two of its parts, never inside one.
+        """
         marks = Glyphs.for_console(self.out)
         changes = _changes(outcome, applied)
         findings = len(outcome.evaluation.findings)
         order = (Action.CREATE, Action.UPDATE, Action.RESOLVE)
         counts = [(sum(c.action is action for c in changes), action) for action in order]
+        parts = [f"{findings} finding{'s' if findings != 1 else ''}"]
+        advisories = len(outcome.advice.advisories) if outcome.advice else 0
+        if advisories:
+            parts.append(f"{advisories} advisor{'ies' if advisories != 1 else 'y'}")
         if applied is not None:
             done = ", ".join(f"{n} {action.value}d" for n, action in counts if n)
-            tail = f"applied: {done or 'nothing to write'}"
+            parts.append(f"applied: {done or 'nothing to write'}")
         elif changes:
             planned = ", ".join(f"{n} {action.value}" for n, action in counts if n)
-            tail = f"plan: {planned} {marks.dot} dry run, nothing written"
+            parts += [f"plan: {planned}", "dry run, nothing written"]
         else:
-            tail = "plan: nothing to change"
-        return Text.assemble(
-            (f"{findings} finding{'s' if findings != 1 else ''}", "bold"), f" {marks.dot} {tail}"
-        )
+            parts.append("plan: nothing to change")
+        line = Text(parts[0], style="bold")
+        used = len(parts[0])
+        for part in parts[1:]:
+            if used + len(marks.dot) + 2 + len(part) > self.out.width:
+                line.append(f" {marks.dot}\n{part}")
+                used = len(part)
+            else:
+                line.append(f" {marks.dot} {part}")
+                used += len(marks.dot) + 2 + len(part)
+        return line
 
     def partial_write(self, exc: PartialWrite) -> None:
         """On stderr: which changes of an interrupted write-back were applied and which not."""
@@ -277,6 +300,7 @@ def to_json(outcome: Outcome, *, applied: Sequence[Change] | None) -> dict[str, 
             }
             for finding in outcome.evaluation.findings
         ],
+        "advisories": advisories_json(outcome.advice.advisories if outcome.advice else None),
         "changes": [change_json(change) for change in _changes(outcome, applied)],
         "applied": applied is not None,
     }

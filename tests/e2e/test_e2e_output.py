@@ -62,7 +62,9 @@ def test_nagios_critical(emu: Emulator, cli: InProcess) -> None:
     assert "10 findings" in lines[0]
     for rule in RULES:
         assert f"{rule}=" in lines[0]  # perfdata per rule
-    assert len(lines) == 1 + 10  # one line per finding
+    assert "9 advisories" in lines[0]
+    assert len(lines) == 1 + 10 + 9  # one line per finding, then one per advisory
+    assert all(line.startswith("advisory ") for line in lines[11:])
 
 
 def test_nagios_unknown_when_the_check_cannot_run(emu: Emulator, cli: InProcess) -> None:
