@@ -10,8 +10,10 @@ turning them into the command's typed options), and one entry in ``PARSERS``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,6 +30,7 @@ from snowcheck.cli_follow import (
 from snowcheck.crash import OutputClosed, guarded_stdout, last_resort
 from snowcheck.emulator.options import latency_seconds, port_number
 from snowcheck.errors import SnowcheckError
+from snowcheck.interrupts import Interrupted, handling_signals, received, signal_name
 from snowcheck.messages import CHOICES
 from snowcheck.output.report import Terminal
 from snowcheck.plan import DEFAULT_SOURCE
@@ -76,8 +79,9 @@ CHECK_EPILOG = (
 exit status:
   0 the check ran (also: another run holds the lock); 1 it could not complete
   (nothing written); 2 usage or configuration error; 3 with --detailed-exitcode,
-  the check ran and found issues. With --format nagios: 0 OK, 1 WARNING,
-  2 CRITICAL, 3 UNKNOWN.
+  the check ran and found issues; 130 or 143 stopped by Ctrl-C (SIGINT) or SIGTERM
+  (the write in flight completes, none starts after). With --format nagios: 0 OK,
+  1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
 examples:
   snowcheck check --instance dev12345 --user mid.checker
@@ -312,7 +316,8 @@ def _emulator_parser(commands: Subparsers) -> None:
 
         return run_emulator(options, terminal)
 
-    emulator.set_defaults(run=run)
+    # Ctrl-C is how the emulator is stopped: it keeps Python's own handling of signals.
+    emulator.set_defaults(run=run, own_signals=True)
 
 
 def _snapshot_parser(commands: Subparsers) -> None:
@@ -435,19 +440,36 @@ def main(argv: Sequence[str] | None = None, terminal: Terminal | None = None) ->
     terminal.quiet = terminal.quiet or getattr(args, "quiet", False)
     warnings = _TerminalWarnings(terminal)
     logging.getLogger("snowcheck").addHandler(warnings)
-    try:
-        code: int = args.run(args, terminal)
-        terminal.out.file.flush()  # a full disk fails here, not in the interpreter's exit
-        return code
-    except OutputClosed:
-        return EXIT_FAILED  # the reader went away (| head): it wants no more, errors included
-    except SnowcheckError as exc:
-        terminal.error(str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        terminal.error("interrupted; nothing more was written")
-        return EXIT_FAILED
-    except Exception as exc:
-        return last_resort(exc, terminal, debug=getattr(args, "debug", None), environ=os.environ)
-    finally:
-        logging.getLogger("snowcheck").removeHandler(warnings)
+    own_signals = getattr(args, "own_signals", False)
+    with contextlib.nullcontext() if own_signals else handling_signals():  # to the last line
+        try:
+            code: int = args.run(args, terminal)
+            terminal.out.file.flush()  # a full disk fails here, not in the interpreter's exit
+            return _noted_signal(terminal) or code
+        except OutputClosed:
+            return EXIT_FAILED  # the reader went away (| head): it wants no more, errors included
+        except SnowcheckError as exc:
+            terminal.error(str(exc))
+            return exc.exit_code
+        except KeyboardInterrupt:  # SIGINT where snowcheck does not handle it
+            interrupted = Interrupted(signal.SIGINT)
+            terminal.error(str(interrupted))
+            return interrupted.exit_code
+        except Exception as exc:
+            debug = getattr(args, "debug", None)
+            return last_resort(exc, terminal, debug=debug, environ=os.environ)
+        finally:
+            logging.getLogger("snowcheck").removeHandler(warnings)
+
+
+def _noted_signal(terminal: Terminal) -> int | None:
+    """The exit status of a run that ended normally although a signal was noted, else None.
+
+    Only write-backs of other threads (--all-profiles) keep a signal from raising; each
+    says what it wrote, in its own row.
+    """
+    signum = received()
+    if signum is None:
+        return None
+    terminal.error(f"interrupted by {signal_name(signum)}")
+    return 128 + signum

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import signal
 import sys
 from collections.abc import Callable
 
-from snowcheck.errors import ConfigError, SnowcheckError
+from snowcheck.errors import ConfigError
+from snowcheck.interrupts import Interrupted
 
 
-class PromptInterrupted(SnowcheckError):
-    """Ctrl-C at the password prompt: nothing was read yet, so nothing was written."""
+class PromptInterrupted(Interrupted):
+    """Ctrl-C (or SIGTERM) at the password prompt: nothing was read yet, nor written."""
 
-    exit_code = 130
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signum, "interrupted at the password prompt")
 
 
 def password_prompt() -> Callable[[str], str] | None:
@@ -32,7 +35,10 @@ def ask_password(prompt: str) -> str:
         raise ConfigError("no password given at the prompt (end of input)") from None
     except KeyboardInterrupt:
         _new_line()
-        raise PromptInterrupted("interrupted at the password prompt") from None
+        raise PromptInterrupted() from None
+    except Interrupted as exc:  # snowcheck's own handler (snowcheck.interrupts) is installed
+        _new_line()
+        raise PromptInterrupted(exc.signum) from None
 
 
 def _new_line() -> None:

@@ -69,13 +69,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from snowcheck.advisories import CLONE_SOURCE, VERSION_PROPERTIES
 from snowcheck.errors import InstanceError
+from snowcheck.read_pool import ReadPool, wait_for_first_failure
 from snowcheck.records import (
     ALL_MID_SERVERS,
     CLONE_ISSUES,
@@ -142,7 +143,7 @@ T = TypeVar("T")
 
 def _settle(futures: Sequence[Future[Any]]) -> None:
     """Wait for ``futures``; on the first failure cancel the rest and raise it."""
-    done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    done, pending = wait_for_first_failure(futures)
     failed = [future for future in futures if future in done and future.exception() is not None]
     if failed:
         for future in pending:
@@ -354,7 +355,8 @@ def pull_snapshot(
     instance.limit_requests(concurrency)
     instance.restart_clock()  # this check's "now": the first answer of this pull
     # Threads wait for work; requests in flight are bounded by the instance (see above).
-    pool = ThreadPoolExecutor(8, "snowcheck-read") if concurrency > 1 else None
+    # Daemon threads: reads abandoned on Ctrl-C or SIGTERM never hold up the exit.
+    pool = ReadPool(8, "snowcheck-read") if concurrency > 1 else None
     failed = True
     try:
         first = _round_one(instance, pool, source, advisories)

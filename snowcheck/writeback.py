@@ -16,11 +16,20 @@ from dataclasses import replace
 from typing import Any
 
 from snowcheck.errors import InstanceError, PartialWrite
+from snowcheck.interrupts import threads_leave_signals
 from snowcheck.plan import Action, Change, Plan, concurrent_create_survivor, most_recently_updated
 from snowcheck.records import ISSUE_TABLE
 from snowcheck.servicenow.instance import Instance
 from snowcheck.servicenow.query import and_, chunk_in, eq
-from snowcheck.writeback_batch import CREATED_FIELDS, BatchWriter, OnChange, Written
+from snowcheck.writeback_batch import (
+    CREATED_FIELDS,
+    BatchWriter,
+    OnChange,
+    StopRequested,
+    WritesStopped,
+    Written,
+    never,
+)
 
 log = logging.getLogger("snowcheck.instance")
 
@@ -51,7 +60,8 @@ class WriteBack:
 
     ``batch``, ``batch_items`` and ``batch_bytes`` choose how ``apply`` writes: through
     the Batch API, at most that many changes and bytes per request. Once the instance
-    refused the Batch API, later writes go one by one.
+    refused the Batch API, later writes go one by one. ``stop_requested`` is asked before
+    each write starts: once it says yes (Ctrl-C, SIGTERM), none does.
     """
 
     def __init__(
@@ -62,6 +72,7 @@ class WriteBack:
         batch_items: int = DEFAULT_BATCH_ITEMS,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         concurrency: int = 1,
+        stop_requested: StopRequested = never,
     ) -> None:
         if batch_items < 1 or batch_bytes < 1:
             raise ValueError("batch_items and batch_bytes must be at least 1")
@@ -72,12 +83,14 @@ class WriteBack:
         self.batch_items = batch_items
         self.concurrency = concurrency
         """Batches of updates and resolves in flight at once."""
+        self.stop_requested = stop_requested
         self.batches = BatchWriter(
             instance,
             write_singly=self.write_singly,
             lost_creates=self.lost_creates,
             batch_items=batch_items,
             batch_bytes=batch_bytes,
+            stop_requested=stop_requested,
         )
         self.duplicates_resolved: list[Change] = []
         """Duplicates of our creates (made by a concurrent run) resolved by the last apply."""
@@ -96,7 +109,7 @@ class WriteBack:
         created = [c for c in applied if c.action is Action.CREATE and c.sys_id]
         settle_error: InstanceError | None = None
         unsettled: list[Change] = []
-        if created:
+        if created and not self.stop_requested():
             try:
                 duplicates = self.duplicates(created)
             except InstanceError as exc:
@@ -163,7 +176,9 @@ class WriteBack:
             return written
 
         with ThreadPoolExecutor(min(self.concurrency, len(groups)), "snowcheck-write") as pool:
-            results = list(pool.map(write, groups))
+            with threads_leave_signals():  # the main thread notes Ctrl-C at once
+                running = pool.map(write, groups)
+            results = list(running)
         creates = [c for c in changes if c.action is Action.CREATE]
         if creates and not failed.is_set():
             results.append(self.batches.write(creates, on_change))
@@ -204,6 +219,8 @@ class WriteBack:
         """
         applied: list[Change] = []
         for position, (change, unknown) in enumerate(changes):
+            if self.stop_requested():
+                return applied, [c for c, _ in changes[position:]], WritesStopped()
             try:
                 written = self._write(change, unknown=unknown)
             except InstanceError as exc:

@@ -43,6 +43,19 @@ Written = tuple[list[Change], list[Change], InstanceError | None]
 """(applied, not applied, the first error), both lists in plan order."""
 WriteSingly = Callable[[Sequence[tuple[Change, bool]], OnChange | None], Written]
 LostCreates = Callable[[Sequence[Change]], Mapping[tuple[str, str], Mapping[str, Any]]]
+StopRequested = Callable[[], bool]
+"""Whether the run was asked to stop (Ctrl-C, SIGTERM): asked before each write starts."""
+
+
+class WritesStopped(InstanceError):
+    """No further write was started: the run was asked to stop (Ctrl-C, SIGTERM)."""
+
+    def __init__(self) -> None:
+        super().__init__("the run was asked to stop", table=ISSUE_TABLE)
+
+
+def never() -> bool:
+    return False
 
 
 @dataclass(eq=False)
@@ -78,8 +91,10 @@ class BatchWriter:
         lost_creates: LostCreates,
         batch_items: int,
         batch_bytes: int,
+        stop_requested: StopRequested = never,
     ) -> None:
         self.instance = instance
+        self.stop_requested = stop_requested
         self.retry = instance.retry
         self.batch_items = batch_items
         self.batch_bytes = batch_bytes
@@ -111,6 +126,9 @@ class BatchWriter:
         written: dict[int, Change] = {}
         failures: dict[int, InstanceError] = {}
         while queue and not failures:
+            if self.stop_requested():
+                failures[queue[0].index] = WritesStopped()
+                break
             if self.refused:
                 rest = list(queue)
                 applied, _, error = self._write_singly(

@@ -755,7 +755,7 @@ ERROR_KINDS: dict[str, type[InstanceError]] = {
     "read timeout": errors.ReadTimedOut,
     "connect timeout": errors.Unreachable,
     "refused": errors.Unreachable,
-    "dns": errors.Unreachable,
+    "dns": errors.UnknownHost,
     "tls": errors.TlsFailed,
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import time
@@ -13,8 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from snowcheck.check import Outcome, assess, load_snapshot
-from snowcheck.commands.live import live_check
+from snowcheck.commands.live import WriteInterrupted, live_check
+from snowcheck.crash import OutputClosed
 from snowcheck.errors import ConfigError, PartialWrite, SnowcheckError
+from snowcheck.interrupts import Interrupted, signal_name, threads_leave_signals
 from snowcheck.locking import InstanceLock, LockHeld, default_lock_path
 from snowcheck.output.monitoring import (
     RedactingFilter,
@@ -24,9 +27,10 @@ from snowcheck.output.monitoring import (
     read_last_success,
     write_textfile_atomically,
 )
-from snowcheck.output.report import Terminal
+from snowcheck.output.report import Terminal, change_json, to_json
 from snowcheck.plan import Change
 from snowcheck.prompt import password_prompt
+from snowcheck.records import ISSUE_TABLE
 from snowcheck.redact import redact
 from snowcheck.servicenow.instance import Instance
 from snowcheck.settings import (
@@ -80,13 +84,25 @@ def _progress(terminal: Terminal) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    return Progress(
+    progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         console=terminal.err,
         transient=True,
     )
+    return _leaving_signals(progress)
+
+
+@contextlib.contextmanager
+def _leaving_signals(progress: Any) -> Iterator[Any]:
+    """The progress bar, whose refresh thread leaves Ctrl-C to the main thread."""
+    with threads_leave_signals():
+        progress.start()
+    try:
+        yield progress
+    finally:
+        progress.stop()
 
 
 def _progress_callback(bar: Any) -> Callable[[str, int, int | None], None] | None:
@@ -144,6 +160,10 @@ def _live(
             record.applied = tuple(c for c in exc.applied if isinstance(c, Change))
             terminal.partial_write(exc)
             raise
+        except WriteInterrupted as exc:
+            record.outcome = exc.outcome
+            record.applied = exc.applied
+            raise
         finally:
             record.requests = instance.requests_made
     record.outcome = checked.outcome
@@ -183,7 +203,9 @@ def _log_file(path: str | None, record: RunRecord) -> Iterator[None]:
     try:
         yield
     except SnowcheckError as exc:
-        logging.getLogger("snowcheck").error("%s", exc)
+        # To the file only: the terminal says it once, as the error line.
+        log = logging.getLogger("snowcheck")
+        handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (exc,), None))
         raise
     finally:
         root.removeHandler(handler)
@@ -244,11 +266,29 @@ def run_check(options: CheckOptions, terminal: Terminal) -> int:
                 applied=False,
             )
             terminal.out.file.write(text)
-            return code
+            return exc.exit_code if isinstance(exc, Interrupted) else code
+        if options.output.format == "json" and isinstance(exc, WriteInterrupted):
+            _interrupted_json(terminal, exc)
         raise
     if options.output.prometheus_textfile:
         _write_prometheus(options, record, success=True)
-    return _finish(options, terminal, outcome, record=record)
+    try:
+        return _finish(options, terminal, outcome, record=record)
+    except OutputClosed:
+        if record.applied:
+            terminal.error(
+                "standard output was closed before the report, but the write-back was made: "
+                f"{len(record.applied)} changes written to {ISSUE_TABLE}"
+            )
+        raise
+
+
+def _interrupted_json(terminal: Terminal, exc: WriteInterrupted) -> None:
+    """The JSON document of a write-back stopped by a signal: ``changes`` lists what was written."""
+    document = to_json(exc.outcome, applied=exc.applied)
+    document["interrupted"] = signal_name(exc.signum)
+    document["not_applied"] = [change_json(change) for change in exc.not_applied]
+    terminal.out.file.write(json.dumps(document, indent=2) + "\n")
 
 
 def _finish(
@@ -311,7 +351,9 @@ def run_all_profiles(options: CheckOptions, terminal: Terminal) -> int:
     if not names:
         raise ConfigError("--all-profiles needs [instances.NAME] tables in the config file")
     with ThreadPoolExecutor(max_workers=min(4, len(names))) as pool:
-        results = list(pool.map(lambda name: _run_profile(options, name, file_config), names))
+        with threads_leave_signals():  # the main thread takes Ctrl-C
+            running = pool.map(lambda name: _run_profile(options, name, file_config), names)
+        results = list(running)
     terminal.profiles(results)
     if any(result.error and result.code for result in results):
         return EXIT_FAILED

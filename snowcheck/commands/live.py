@@ -10,9 +10,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from snowcheck import interrupts
 from snowcheck.check import Outcome, assess
-from snowcheck.plan import Action, Change
+from snowcheck.errors import PartialWrite
+from snowcheck.interrupts import Interrupted, signal_name
+from snowcheck.plan import Action, Change, Plan
 from snowcheck.pull import pull_snapshot
+from snowcheck.records import ISSUE_TABLE
 from snowcheck.servicenow.instance import Instance
 from snowcheck.settings import CheckSettings, WriteSettings
 from snowcheck.writeback import WriteBack
@@ -28,6 +32,33 @@ class Checked:
     applied: tuple[Change, ...] | None
 
 
+class WriteInterrupted(Interrupted):
+    """SIGINT or SIGTERM during the write-back: what was written, and what was not."""
+
+    def __init__(
+        self,
+        signum: int,
+        *,
+        outcome: Outcome,
+        applied: tuple[Change, ...],
+        not_applied: tuple[Change, ...],
+    ) -> None:
+        total = len(outcome.plan.changes)
+        if not_applied:
+            done = (
+                f"wrote {len(applied)} of {total} changes to {ISSUE_TABLE}, "
+                f"{len(not_applied)} not written; running the check again converges"
+            )
+        else:
+            done = f"all {len(applied)} changes were written to {ISSUE_TABLE}"
+        super().__init__(
+            signum, f"interrupted by {signal_name(signum)} during the write-back: {done}"
+        )
+        self.outcome = outcome
+        self.applied = applied
+        self.not_applied = not_applied
+
+
 def live_check(
     instance: Instance,
     settings: CheckSettings,
@@ -38,7 +69,33 @@ def live_check(
     on_change: Callable[[Change], None] | None = None,
     write: WriteSettings | None = None,
 ) -> Checked:
-    """Pull everything, plan, and apply only after every read completed and the plan is safe."""
+    """Pull everything, plan, and apply only after every read completed and the plan is safe.
+
+    On SIGINT or SIGTERM (see `snowcheck.interrupts`) the reads stop at once; during the
+    write-back the write in flight completes and `WriteInterrupted` says what was written.
+    """
+    with interrupts.on_signal(instance.stop_reads):
+        return _live_check(
+            instance,
+            settings,
+            apply=apply,
+            force=force,
+            warn=warn,
+            on_change=on_change,
+            write=write,
+        )
+
+
+def _live_check(
+    instance: Instance,
+    settings: CheckSettings,
+    *,
+    apply: bool,
+    force: bool,
+    warn: Callable[[str], None],
+    on_change: Callable[[Change], None] | None,
+    write: WriteSettings | None,
+) -> Checked:
     base_url = instance.connection.base_url
     log.info(
         "check of %s started (window %s, source %s)", base_url, settings.window, settings.source
@@ -80,7 +137,38 @@ def live_check(
         batch=write.batch,
         batch_items=write.batch_items,
         concurrency=settings.concurrency,
+        stop_requested=interrupts.requested,
     )
-    applied = writer.apply(plan, on_change=on_change)
+    applied = _write_back(writer, plan, outcome, on_change)
     log.info("applied %d changes to ecc_agent_issue", len(applied))
     return Checked(outcome, applied)
+
+
+def _write_back(
+    writer: WriteBack, plan: Plan, outcome: Outcome, on_change: Callable[[Change], None] | None
+) -> tuple[Change, ...]:
+    """Apply the plan; a signal meanwhile ends it after the write in flight."""
+    with interrupts.writing():
+        try:
+            applied = writer.apply(plan, on_change=on_change)
+            not_applied: tuple[Change, ...] = ()
+        except PartialWrite as exc:
+            if interrupts.received() is None:
+                raise
+            applied = tuple(c for c in exc.applied if isinstance(c, Change))
+            not_applied = tuple(c for c in exc.not_applied if isinstance(c, Change))
+    signum = interrupts.received()
+    if signum is None:
+        return applied
+    for change in applied:
+        log.info(
+            "written before %s: %s %s %s (state %s, count %s): %s",
+            signal_name(signum),
+            change.action.value,
+            ISSUE_TABLE,
+            change.sys_id or "(new)",
+            change.state,
+            change.count,
+            change.message,
+        )
+    raise WriteInterrupted(signum, outcome=outcome, applied=applied, not_applied=not_applied)

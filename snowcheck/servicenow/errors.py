@@ -54,6 +54,14 @@ class Unreachable(InstanceError):
     """No HTTP answer at all: DNS, connection refused or timed out, proxy, TLS, broken stream."""
 
 
+class UnknownHost(Unreachable):
+    """The host name (the instance's or the proxy's) does not resolve: not retried."""
+
+
+class ConnectionRefused(Unreachable):
+    """A loopback address (the instance's or the proxy's) refused the connection: not retried."""
+
+
 class TlsFailed(Unreachable):
     """The TLS handshake failed (often an unknown CA)."""
 

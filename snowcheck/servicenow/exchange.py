@@ -24,6 +24,12 @@ from snowcheck.errors import InstanceError
 from snowcheck.redact import redact
 from snowcheck.servicenow import errors
 from snowcheck.servicenow.session import Connection, Session, secrets_of, table_client
+from snowcheck.servicenow.unreachable import (
+    is_name_resolution,
+    not_connected,
+    proxy_in_use,
+    waiting_cannot_help,
+)
 
 log = logging.getLogger("snowcheck.instance")
 
@@ -89,26 +95,6 @@ def retry_delay(headers: Mapping[str, str], now: datetime) -> float | None:
     return None
 
 
-def is_name_resolution(exc: BaseException) -> bool:
-    """Whether a connection error is a DNS failure (permanent for our purpose: a typo)."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if type(current).__name__ == "NameResolutionError":
-            return True
-        text = str(current)
-        if "Failed to resolve" in text or "Name or service not known" in text:
-            return True
-        for nested in (*current.args, getattr(current, "reason", None), current.__cause__):
-            if isinstance(nested, BaseException):
-                pending.append(nested)
-    return False
-
-
 def unanswered(exc: BaseException) -> bool:
     """The instance got the request but did not answer in time: it may still be writing it."""
     return isinstance(exc, requests.exceptions.ReadTimeout)
@@ -120,7 +106,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.SSLError):
         return False
     if isinstance(exc, requests.ConnectionError):
-        return not is_name_resolution(exc)
+        return not waiting_cannot_help(exc)
     return isinstance(exc, requests.Timeout | requests.exceptions.ChunkedEncodingError)
 
 
@@ -387,7 +373,11 @@ def failure(
         )
         return exchange.error(message, table=table, status=exc.status, kind=errors.Unavailable)
     kind: type[InstanceError] = errors.Unreachable
-    if isinstance(exc, requests.exceptions.SSLError):
+    at_once = not_connected(exc, base_url=connection.base_url, host=host)
+    if at_once is not None:
+        kind = errors.UnknownHost if is_name_resolution(exc) else errors.ConnectionRefused
+        message = at_once
+    elif isinstance(exc, requests.exceptions.SSLError):
         kind = errors.TlsFailed
         verify_failed = "certificate verify failed" in str(exc).lower()
         detail = " (certificate verify failed)" if verify_failed else ""
@@ -401,14 +391,11 @@ def failure(
             f"({after}); check --instance, the network and any proxy (HTTPS_PROXY, NO_PROXY)"
         )
     elif isinstance(exc, requests.exceptions.ProxyError):
+        proxy = proxy_in_use(connection.base_url)
+        address, variable = proxy if proxy else ("", "HTTPS_PROXY")
+        named = f"the proxy {address} (from {variable})" if proxy else "the proxy"
         message = (
-            f"the proxy refused the connection to {host} ({after}): check HTTPS_PROXY and NO_PROXY"
-        )
-    elif isinstance(exc, requests.ConnectionError) and is_name_resolution(exc):
-        hostname = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-        message = (
-            f"cannot resolve host {hostname}: check --instance (or SERVICENOW_INSTANCE) "
-            "and your DNS"
+            f"{named} refused the connection to {host} ({after}): check {variable} and NO_PROXY"
         )
     elif isinstance(exc, requests.exceptions.ReadTimeout):
         kind = errors.ReadTimedOut

@@ -6,9 +6,9 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
+from snowcheck.read_pool import ReadPool, wait_for_first_failure
 from snowcheck.servicenow.exchange import Exchange, is_transient, unanswered
 from snowcheck.servicenow.query import and_
 from snowcheck.servicenow.retry import RetryPolicy
@@ -85,10 +85,11 @@ class Tables:
 
         if self.concurrency == 1 or len(offsets) == 1:
             return [read(offset) for offset in offsets]
-        pool = ThreadPoolExecutor(min(self.concurrency, len(offsets)), f"snowcheck-{table}")
+        # Daemon threads: a page abandoned on Ctrl-C or SIGTERM never holds up the exit.
+        pool = ReadPool(min(self.concurrency, len(offsets)), f"snowcheck-{table}")
         futures = [pool.submit(read, offset) for offset in offsets]
         try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            done, _ = wait_for_first_failure(futures)
             for future in futures:
                 if future in done and future.exception() is not None:
                     raise future.exception()  # type: ignore[misc]

@@ -1,6 +1,7 @@
 """Write-backs that stop part-way without a kill: a write refused, a batch item failed,
-Ctrl-C. Exit 1 with one error, a report of what was and was not written, and the next
-run converges (counts as in test_e2e_kill: what was written counts once more)."""
+Ctrl-C. Exit 1 (130 for Ctrl-C) with one error, a report of what was and was not
+written, and the next run converges (counts as in test_e2e_kill: what was written
+counts once more). Signals in depth: test_e2e_interrupts.py."""
 
 from __future__ import annotations
 
@@ -123,10 +124,10 @@ def test_ctrl_c_during_reads_writes_nothing(tmp_path: Path) -> None:
             time.sleep(0.02)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
-        assert process.returncode == 1
+        assert process.returncode == 130  # 128 + SIGINT
         assert out == ""
         assert "Traceback" not in err
-        assert err.startswith("snowcheck: error: interrupted")
+        assert err == "snowcheck: error: interrupted by SIGINT; nothing was written\n"
         time.sleep(0.3)  # a read still in flight is served; nothing else comes
         assert issues(emu) == before
         assert all(entry.method == "GET" for entry in emu.log)
