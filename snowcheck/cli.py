@@ -18,22 +18,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from snowcheck.about import VersionAction
-from snowcheck.cli_follow import (
-    SNAPSHOT_DESCRIPTION,
-    WATCH_DESCRIPTION,
-    WATCH_EPILOG,
-    snapshot_arguments,
-    snapshot_options,
-    watch_arguments,
-    watch_options,
-)
+from snowcheck.cli_follow import Shared, add_snapshot_parser, add_watch_parser
 from snowcheck.crash import OutputClosed, guarded_stdout, last_resort
+from snowcheck.credentials import LoginOptions
 from snowcheck.emulator.options import latency_seconds, port_number
 from snowcheck.errors import SnowcheckError
 from snowcheck.interrupts import Interrupted, handling_signals, received, signal_name
 from snowcheck.messages import CHOICES
 from snowcheck.output.report import Terminal
 from snowcheck.plan import DEFAULT_SOURCE
+from snowcheck.servicenow.session import AUTH_METHODS
 from snowcheck.settings import (
     CheckOptions,
     ConnectionOptions,
@@ -68,9 +62,12 @@ instance and credentials:
   name, or a URL (http:// only for loopback addresses). --user or
   SERVICENOW_USERNAME (or SN_USERNAME). The password comes from SERVICENOW_PASSWORD
   (or SN_PASSWORD), SERVICENOW_PASSWORD_FILE, or a prompt on a terminal; never from
-  the command line. A TOML file (--config or SNOWCHECK_CONFIG) may hold all of it,
-  with [instances.NAME] profiles chosen by --profile; the command line beats the
-  environment, which beats the file.
+  the command line. --auth (SERVICENOW_AUTH) picks basic, oauth-password,
+  oauth-client-credentials, api-key or mtls; their secrets come the same way:
+  SERVICENOW_CLIENT_ID, SERVICENOW_CLIENT_SECRET[_FILE], SERVICENOW_API_KEY[_FILE]
+  (or SN_CLIENT_ID, SN_CLIENT_SECRET, SN_API_KEY, SN_GRANT_TYPE). A TOML file
+  (--config or SNOWCHECK_CONFIG) may hold all of it, with [instances.NAME] profiles
+  chosen by --profile; the command line beats the environment, which beats the file.
 """
 
 CHECK_EPILOG = (
@@ -98,10 +95,29 @@ examples:
 def _connection_arguments(parser: argparse.ArgumentParser, account: str = "--user") -> None:
     group = parser.add_argument_group("instance and credentials")
     group.add_argument("--instance", help="instance: short name, host name or URL")
-    group.add_argument(account, dest="user", help="user name for Basic auth")
+    group.add_argument(
+        account,
+        dest="user",
+        help="user name (for basic and oauth-password; optional for the others)",
+    )
     group.add_argument("--config", metavar="FILE", help="TOML config file (or SNOWCHECK_CONFIG)")
     group.add_argument("--profile", metavar="NAME", help="use [instances.NAME] of the config file")
     group.add_argument("--ca-bundle", metavar="FILE", help="CA bundle to verify the instance's TLS")
+    group.add_argument(
+        "--auth",
+        choices=AUTH_METHODS,
+        help="how to log in (or SERVICENOW_AUTH; default basic); secrets come from the "
+        "environment, files or a prompt, never from the command line",
+    )
+    group.add_argument(
+        "--client-cert", metavar="FILE", help="TLS client certificate (PEM), with any --auth"
+    )
+    group.add_argument("--client-key", metavar="FILE", help="the client certificate's key (PEM)")
+    group.add_argument(
+        "--no-token-cache",
+        action="store_true",
+        help="do not keep OAuth tokens between runs (in the user's state folder)",
+    )
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,6 +161,12 @@ def _connection_options(args: argparse.Namespace) -> ConnectionOptions:
         config=args.config,
         profile=args.profile,
         ca_bundle=args.ca_bundle,
+        login=LoginOptions(
+            auth=args.auth,
+            client_cert=args.client_cert,
+            client_key=args.client_key,
+            no_token_cache=args.no_token_cache,
+        ),
     )
 
 
@@ -309,9 +331,26 @@ def _emulator_parser(commands: Subparsers) -> None:
     emulator.add_argument(
         "--latency", type=latency_seconds, default=0.0, help="seconds added to every answer"
     )
+    emulator.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    emulator.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
+    emulator.add_argument("--client-ca", metavar="PEM", help="CA of accepted client certificates")
+    emulator.add_argument(
+        "--client-cert",
+        choices=("none", "optional", "required"),
+        default="none",
+        help="ask for a client certificate (default: none)",
+    )
 
     def run(args: argparse.Namespace, terminal: Terminal) -> int:
-        options = EmulatorOptions(scenario=args.scenario, port=args.port, latency=args.latency)
+        options = EmulatorOptions(
+            scenario=args.scenario,
+            port=args.port,
+            latency=args.latency,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            client_ca=args.client_ca,
+            client_cert=args.client_cert,
+        )
         from snowcheck.commands.emulator import run_emulator
 
         return run_emulator(options, terminal)
@@ -320,46 +359,11 @@ def _emulator_parser(commands: Subparsers) -> None:
     emulator.set_defaults(run=run, own_signals=True)
 
 
-def _snapshot_parser(commands: Subparsers) -> None:
-    snapshot = commands.add_parser(
-        "snapshot",
-        help="capture what a check reads, as the file check --snapshot reads",
-        description=SNAPSHOT_DESCRIPTION,
-        epilog=CONNECTION_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _connection_arguments(snapshot)
-    _check_arguments(snapshot)
-    snapshot_arguments(snapshot)
-
-    def run(args: argparse.Namespace, terminal: Terminal) -> int:
-        options = snapshot_options(args, _connection_options(args), _rule_options(args))
-        from snowcheck.commands.snapshot import run_snapshot
-
-        return run_snapshot(options, terminal)
-
-    snapshot.set_defaults(run=run)
-
-
-def _watch_parser(commands: Subparsers) -> None:
-    watch = commands.add_parser(
-        "watch",
-        help="re-run the check every interval until no finding remains (follow a fix)",
-        description=WATCH_DESCRIPTION,
-        epilog=WATCH_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _connection_arguments(watch, account="--login")
-    _check_arguments(watch)
-    watch_arguments(watch)
-
-    def run(args: argparse.Namespace, terminal: Terminal) -> int:
-        options = watch_options(args, _connection_options(args), _rule_options(args))
-        from snowcheck.commands.watch import run_watch
-
-        return run_watch(options, terminal)
-
-    watch.set_defaults(run=run)
+def _follow_parsers(commands: Subparsers) -> None:
+    """``snapshot`` and ``watch`` (snowcheck.cli_follow), given the arguments all commands share."""
+    shared = Shared(_connection_arguments, _check_arguments, _connection_options, _rule_options)
+    add_snapshot_parser(commands, shared, epilog=CONNECTION_HELP)
+    add_watch_parser(commands, shared)
 
 
 def _explain_parser(commands: Subparsers) -> None:
@@ -396,8 +400,7 @@ def _explain_parser(commands: Subparsers) -> None:
 
 PARSERS: tuple[Callable[[Subparsers], None], ...] = (
     _check_parser,
-    _snapshot_parser,
-    _watch_parser,
+    _follow_parsers,
     _explain_parser,
     _doctor_parser,
     _demo_parser,

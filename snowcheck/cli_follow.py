@@ -1,14 +1,31 @@
-"""The arguments of ``snowcheck snapshot`` and ``snowcheck watch``, and their typed options.
+"""The parsers of ``snowcheck snapshot`` and ``snowcheck watch``, and their typed options.
 
-``snowcheck.cli`` adds the shared ones (instance, credentials, the check's options) and
-calls these for the rest, keeping the command line's module short.
+``snowcheck.cli`` passes in the arguments every command shares (instance, credentials, the
+check's options) as a ``Shared``: it imports this module, never the reverse, and stays short.
+As there, each command's module is imported only when that command runs.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from snowcheck.output.report import Terminal
 from snowcheck.settings import ConnectionOptions, RuleOptions, SnapshotOptions, WatchOptions
+
+
+@dataclass(frozen=True)
+class Shared:
+    """The command line's shared arguments, and how they become typed options."""
+
+    connection_arguments: Callable[..., None]
+    """``(parser, account="--user")``: instance, account, config, profile, TLS, auth."""
+    check_arguments: Callable[[argparse.ArgumentParser], None]
+    connection_options: Callable[[argparse.Namespace], ConnectionOptions]
+    rule_options: Callable[[argparse.Namespace], RuleOptions]
+
 
 SNAPSHOT_DESCRIPTION = (
     "Make exactly the reads of a check and write them, with a manifest, as a snapshot file: "
@@ -125,3 +142,47 @@ def watch_options(
         lock_file=args.lock_file,
         no_lock=args.no_lock,
     )
+
+
+def add_snapshot_parser(commands: Any, shared: Shared, *, epilog: str) -> None:
+    """``snowcheck snapshot`` on argparse's subparsers ``commands``."""
+    snapshot = commands.add_parser(
+        "snapshot",
+        help="capture what a check reads, as the file check --snapshot reads",
+        description=SNAPSHOT_DESCRIPTION,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    shared.connection_arguments(snapshot)
+    shared.check_arguments(snapshot)
+    snapshot_arguments(snapshot)
+
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        connection, rules = shared.connection_options(args), shared.rule_options(args)
+        from snowcheck.commands.snapshot import run_snapshot
+
+        return run_snapshot(snapshot_options(args, connection, rules), terminal)
+
+    snapshot.set_defaults(run=run)
+
+
+def add_watch_parser(commands: Any, shared: Shared) -> None:
+    """``snowcheck watch`` on argparse's subparsers ``commands``; its account is ``--login``."""
+    watch = commands.add_parser(
+        "watch",
+        help="re-run the check every interval until no finding remains (follow a fix)",
+        description=WATCH_DESCRIPTION,
+        epilog=WATCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    shared.connection_arguments(watch, account="--login")
+    shared.check_arguments(watch)
+    watch_arguments(watch)
+
+    def run(args: argparse.Namespace, terminal: Terminal) -> int:
+        connection, rules = shared.connection_options(args), shared.rule_options(args)
+        from snowcheck.commands.watch import run_watch
+
+        return run_watch(watch_options(args, connection, rules), terminal)
+
+    watch.set_defaults(run=run)

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from snowcheck.errors import ConfigError
-from snowcheck.servicenow.session import Connection
+from snowcheck.servicenow.session import Connection, Login
 
 SERVICENOW_DOMAIN = "service-now.com"
 
@@ -30,7 +30,14 @@ _HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
 # Keys of the config file that resolve_connection reads; paths among them are made
 # relative to the config file by load_config_file.
-PATH_KEYS = ("password_file", "ca_bundle")
+PATH_KEYS = (
+    "password_file",
+    "ca_bundle",
+    "client_secret_file",
+    "api_key_file",
+    "client_cert",
+    "client_key",
+)
 
 
 @dataclass(frozen=True)
@@ -268,11 +275,15 @@ def resolve_connection(
     config: Mapping[str, Any],
     environ: Mapping[str, str],
     prompt: Callable[[str], str] | None,
+    login: Login | None = None,
+    account: str | None = None,
 ) -> ResolvedConnection:
     """Build the Connection from the command line, then the environment, then the config file.
 
     ``prompt`` is called for the password only when no other source gives one; the
-    CLI passes ``getpass.getpass`` when stdin is a terminal, else None.
+    CLI passes ``getpass.getpass`` when stdin is a terminal, else None. ``login``: the
+    ``auth`` method (snowcheck.credentials); with ``account`` set, the method needs no user
+    nor password, and ``account`` names who the instance sees when no user is given.
     """
     raw_instance = _pick(instance, environ, ("SERVICENOW_INSTANCE", "SN_HOST"), config, "instance")
     if not raw_instance:
@@ -282,8 +293,10 @@ def resolve_connection(
         )
     base_url = normalise_instance(raw_instance)
 
-    login = _pick(user, environ, ("SERVICENOW_USERNAME", "SN_USERNAME"), config, "user")
-    if not login:
+    login_name = _pick(user, environ, ("SERVICENOW_USERNAME", "SN_USERNAME"), config, "user")
+    if not login_name and account is not None:
+        login_name = account
+    if not login_name:
         raise ConfigError(
             "no user given: pass --user, set SERVICENOW_USERNAME (or SN_USERNAME), "
             "or set 'user' in the config file"
@@ -297,16 +310,19 @@ def resolve_connection(
     read_timeout = _config_number(config, "read_timeout", 60)
     page_size = _config_page_size(config)
 
-    password, warnings = _resolve_password(
-        config=config, environ=environ, prompt=prompt, user=login, base_url=base_url
-    )
+    password, warnings = "", list[str]()
+    if account is None:
+        password, warnings = _resolve_password(
+            config=config, environ=environ, prompt=prompt, user=login_name, base_url=base_url
+        )
     connection = Connection(
         base_url=base_url,
-        user=login,
+        user=login_name,
         password=password,
         verify=str(Path(bundle).expanduser()) if bundle is not None else True,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         page_size=page_size,
+        login=login or Login(),
     )
     return ResolvedConnection(connection=connection, warnings=tuple(warnings))

@@ -12,12 +12,13 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from snowcheck.connection import ResolvedConnection, config_path, load_config_file
 from snowcheck.connection import resolve_connection as _resolve_connection
+from snowcheck.credentials import ACCOUNTS, LoginOptions, resolve_login
 from snowcheck.errors import ConfigError
 from snowcheck.messages import CHOICES
 from snowcheck.plan import DEFAULT_SOURCE
@@ -42,6 +43,14 @@ CONFIG_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "apply": bool,  # false: this profile refuses --apply
     "batch": bool,  # write through the Batch API
     "batch_size": int,  # changes per batch request
+    "auth": str,  # basic, oauth-password, oauth-client-credentials, api-key or mtls
+    "client_id": str,  # the OAuth client id
+    "client_secret_file": str,  # relative to the config file
+    "api_key_file": str,  # relative to the config file
+    "api_key_header": str,  # the API key's header (default x-sn-apikey)
+    "client_cert": str,  # a PEM client certificate, relative to the config file
+    "client_key": str,  # its private key, relative to the config file
+    "token_cache": bool,  # false: no OAuth token kept between runs
 }
 """Every key a config file may hold, at the top or in [instances.NAME], with its TOML type."""
 
@@ -60,6 +69,8 @@ class ConnectionOptions:
     config: str | None = None
     profile: str | None = None
     ca_bundle: str | None = None
+    login: LoginOptions = field(default_factory=LoginOptions)
+    """--auth, --client-cert, --client-key, --no-token-cache."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +151,12 @@ class EmulatorOptions:
     scenario: str | None = None
     port: int = 8080
     latency: float = 0.0
+    tls_cert: str | None = None
+    """Serve HTTPS with this certificate (and tls_key)."""
+    tls_key: str | None = None
+    client_ca: str | None = None
+    client_cert: str = "none"
+    """none, optional or required: whether to ask for a client certificate."""
 
 
 @dataclass(frozen=True)
@@ -321,12 +338,18 @@ def resolve_connection(
     prompt: Callable[[str], str] | None,
     environ: Mapping[str, str] | None = None,
 ) -> ResolvedConnection:
-    """The connection: command line, then environment, then the file (see snowcheck.connection)."""
-    return _resolve_connection(
+    """The connection: command line, then environment, then the file (see snowcheck.connection
+    and, for the ``auth`` method and its secrets, snowcheck.credentials)."""
+    environ = os.environ if environ is None else environ
+    login = resolve_login(cli.login, profile, environ=environ, prompt=prompt)
+    resolved = _resolve_connection(
         instance=cli.instance,
         user=cli.user,
         ca_bundle=cli.ca_bundle,
         config=profile,
-        environ=os.environ if environ is None else environ,
+        environ=environ,
         prompt=prompt,
+        login=login.login,
+        account=ACCOUNTS.get(login.login.method),
     )
+    return replace(resolved, warnings=login.warnings + resolved.warnings)

@@ -14,16 +14,18 @@ from typing import Any
 import pytest
 
 from snowcheck.cli import main
-from snowcheck.connection import load_config_file, resolve_connection
+from snowcheck.connection import load_config_file
 from snowcheck.emulator import Emulator, Scenario
 from snowcheck.output.report import Terminal
 from snowcheck.settings import (
     CONFIG_KEYS,
+    ConnectionOptions,
     RuleOptions,
     check_settings,
     profile_names,
     select_profile,
 )
+from snowcheck.settings import resolve_connection as resolve_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "config" / "examples" / "demo-scenario.json"
@@ -316,27 +318,55 @@ def test_example_config_parses_and_every_profile_resolves(tmp_path: Path) -> Non
     secret.write_text("from-a-file\n")
     secret.chmod(0o600)
     (tmp_path / "corporate-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    for name in ("hardened.client-secret", "cloud.client-secret", "keyed.api-key"):
+        (tmp_path / name).write_text(f"secret of {name}\n")
+        (tmp_path / name).chmod(0o600)
+    for name in ("snowcheck-client.pem", "snowcheck-client.key"):
+        (tmp_path / name).write_text("-----BEGIN-----\n")
+        (tmp_path / name).chmod(0o600)
     document = load_config_file(config)
     names = profile_names(document)
-    assert names == ["prod", "dev", "emulator"]
+    assert names == ["prod", "dev", "emulator", "hardened", "cloud", "keyed", "mtls"]
     environ = {"SNOWCHECK_DEV_PASSWORD": "from-env", "SNOWCHECK_EMULATOR_PASSWORD": "admin"}
     no_cli = RuleOptions()
     err = StringIO()
     terminal = Terminal(stdout=StringIO(), stderr=err)
     passwords: dict[str, str] = {}
+    logins: dict[str, tuple[str, bool, bool]] = {}
     for name in [None, *names]:
         profile = select_profile(document, name)
         settings = check_settings(no_cli, profile, terminal.warn)
         assert settings.source == "MIDUserConnectivity"
         if name is None:
             continue
-        resolved = resolve_connection(
-            instance=None, user=None, ca_bundle=None, config=profile, environ=environ, prompt=None
-        )
+        resolved = resolve_settings(ConnectionOptions(), profile, environ=environ, prompt=None)
         assert resolved.warnings == ()
-        passwords[name] = resolved.connection.password
+        login = resolved.connection.login
+        passwords[name] = resolved.connection.password or login.client_secret or login.api_key
+        logins[name] = (login.method, login.token_cache, bool(login.client_cert))
     assert err.getvalue() == ""
-    assert passwords == {"prod": "from-a-file", "dev": "from-env", "emulator": "admin"}
+    assert passwords == {
+        "prod": "from-a-file",
+        "dev": "from-env",
+        "emulator": "admin",
+        "hardened": "from-a-file",
+        "cloud": "secret of cloud.client-secret",
+        "keyed": "secret of keyed.api-key",
+        "mtls": "",
+    }
+    assert logins == {
+        "prod": ("basic", True, False),
+        "dev": ("basic", True, False),
+        "emulator": ("basic", True, False),
+        "hardened": ("oauth-password", True, False),
+        "cloud": ("oauth-client-credentials", False, False),
+        "keyed": ("api-key", True, False),
+        "mtls": ("mtls", True, True),
+    }
+    hardened = resolve_settings(
+        ConnectionOptions(), select_profile(document, "hardened"), environ=environ, prompt=None
+    )
+    assert hardened.connection.login.client_secret == "secret of hardened.client-secret"
     dev = select_profile(document, "dev")
     assert dev["apply"] is False
     assert check_settings(no_cli, dev, terminal.warn).messages == "auto"
@@ -363,6 +393,15 @@ def test_example_config_documents_only_keys_snowcheck_reads() -> None:
         # settings.write_settings
         "batch",
         "batch_size",
+        # credentials.resolve_login
+        "auth",
+        "client_id",
+        "client_secret_file",
+        "api_key_file",
+        "api_key_header",
+        "client_cert",
+        "client_key",
+        "token_cache",
     }
     document = load_config_file(EXAMPLE)
     keys = {key for key in document if key != "instances"}

@@ -34,7 +34,7 @@ from snowcheck.errors import InstanceError
 from snowcheck.output.report import Terminal
 from snowcheck.servicenow.instance import Instance
 from snowcheck.servicenow.retry import RetryPolicy
-from snowcheck.servicenow.session import Connection
+from snowcheck.servicenow.session import Connection, Login
 
 DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
 USER = "mid.checker"
@@ -483,3 +483,131 @@ def test_a_running_check_has_no_password_in_its_argv(env: None, emulator: Emulat
     for line in seen:
         assert_clean(line.decode("utf-8", "replace").replace("\0", " "))
     assert_clean(out.decode() + err.decode())
+
+
+# -- OAuth and API keys: client secrets, tokens and keys never leak -----------------------------
+
+CLIENT_ID = "leak-test-client"
+CLIENT_SECRET = "Cl1ent s3cret/+%&=value"
+API_KEY = "Api k3y/+%&=value-0042"
+TOKEN_URL = "https://example.service-now.com/oauth_token.do"
+ROLES_URL = "https://example.service-now.com/api/now/table/sys_user_role"
+
+
+def _assert_no_secret(text: str, *secrets: str) -> None:
+    for secret in (PASSWORD, CLIENT_SECRET, API_KEY, *secrets):
+        for form in (secret, quote(secret, safe=""), quote_plus(secret, safe="")):
+            assert form not in text, f"{form!r} leaked into: {text!r}"
+    assert not re.search(r"Bearer [A-Za-z0-9_\-]{8,}", text), text
+
+
+@pytest.fixture
+def oauth_emulator() -> Iterator[Emulator]:
+    document = json.loads(DEMO.read_text())
+    document["users"] = {USER: {"password": PASSWORD}, "app.user": {"password": "app-pw-0001"}}
+    grants = ["password", "refresh_token", "client_credentials"]
+    client = {"secret": CLIENT_SECRET, "grants": grants, "application_user": "app.user"}
+    document["auth"] = {"api_keys": {API_KEY: USER}, "oauth": {"clients": {CLIENT_ID: client}}}
+    with Emulator(Scenario.from_dict(document)) as emu:
+        yield emu
+
+
+@pytest.mark.parametrize("method", ["oauth-password", "oauth-client-credentials", "api-key"])
+def test_a_live_applied_check_with_each_method_leaks_no_secret_nor_token(
+    env: None,
+    oauth_emulator: Emulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+) -> None:
+    monkeypatch.setenv("SERVICENOW_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("SERVICENOW_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("SERVICENOW_API_KEY", API_KEY)
+    log_file = tmp_path / "snowcheck.log"
+    caplog.set_level(logging.DEBUG)
+    outputs = []
+    for output in ("table", "json", "nagios"):
+        argv = ["check", "--instance", oauth_emulator.url, "--user", USER, "--auth", method]
+        argv += ["--apply", "--debug", "2", "--format", output, "--log-file", str(log_file)]
+        result = run(*argv)
+        assert result.code in (0, 1, 2), result.err
+        assert "Traceback" not in result.err
+        outputs += [result.out, result.err]
+    # Doctor too, and a failing run: the instance expires the token and refuses the grant.
+    outputs.append(
+        run("doctor", "--instance", oauth_emulator.url, "--user", USER, "--auth", method).out
+    )
+    cache = tmp_path / "state" / "snowcheck" / "oauth-tokens.json"
+    tokens: list[str] = []
+    if method.startswith("oauth"):
+        for entry in json.loads(cache.read_text())["tokens"].values():
+            tokens += [entry["access_token"], entry["refresh_token"] or entry["access_token"]]
+        assert tokens
+        oauth_emulator.oauth.expire_access_tokens()
+        oauth_emulator.oauth.revoke_refresh_tokens()
+        oauth_emulator.oauth.disabled_grants = frozenset({"password", "client_credentials"})
+        argv = ["check", "--instance", oauth_emulator.url, "--user", USER, "--auth", method]
+        failed = run(*argv, "--format", "json", "--log-file", str(log_file))
+        assert failed.code == 1 and "access_denied" in failed.out + failed.err
+        outputs += [failed.out, failed.err]
+    for text in (*outputs, caplog.text, log_file.read_text()):
+        _assert_no_secret(text, *tokens)
+    _assert_no_secret(json.dumps([entry.to_dict() for entry in oauth_emulator.log]), *tokens)
+    control = requests.get(f"{oauth_emulator.url}/__emulator/log", timeout=5).text
+    _assert_no_secret(control, *tokens)
+
+
+def _login_instance(method: str) -> Instance:
+    login = Login(
+        method=method,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        api_key=API_KEY,
+        token_cache=False,
+    )
+    connection = Connection(
+        base_url="https://example.service-now.com", user=USER, password=PASSWORD, login=login
+    )
+    return Instance(connection, attempts=2, sleep=lambda _: None)
+
+
+@pytest.mark.parametrize("method", ["oauth-password", "oauth-client-credentials", "api-key"])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
+def test_error_bodies_echoing_a_token_or_key_do_not_leak_it(method: str, status: int) -> None:
+    token = "AccessT0ken_value-0123456789"
+    refresh = "RefreshT0ken_value-0123456789"
+    answer = {"access_token": token, "refresh_token": refresh, "expires_in": 1799}
+    oauth = method.startswith("oauth")
+    # Tokens are secrets only once the instance issued them (an API key login has none).
+    echoed = f"{token} {refresh} {CLIENT_SECRET} {API_KEY} Bearer {token}" if oauth else API_KEY
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.post(TOKEN_URL, json=answer)
+        mock.get(ROLES_URL, status=status, json={"error": {"message": echoed, "detail": echoed}})
+        with _login_instance(method) as instance, pytest.raises(InstanceError) as raised:
+            instance.fetch("sys_user_role", "", ("sys_id",))
+    _assert_no_secret(str(raised.value), *((token, refresh) if oauth else ()))
+
+
+@pytest.mark.parametrize("method", ["oauth-password", "oauth-client-credentials"])
+def test_a_refused_grant_names_the_client_but_no_secret(method: str) -> None:
+    denied = {"error_description": "access_denied", "error": "server_error"}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.post(TOKEN_URL, status=401, json=denied)
+        with _login_instance(method) as instance, pytest.raises(InstanceError) as raised:
+            instance.fetch("sys_user_role", "", ("sys_id",))
+        token_posts = [call for call in mock.calls if call.request.url == TOKEN_URL]
+    message = str(raised.value)
+    assert raised.value.status == 401 and "\n" not in message
+    assert CLIENT_ID in message and "likely causes" in message
+    assert len(token_posts) == 1  # a refused grant is never retried
+    _assert_no_secret(message)
+
+
+def test_reprs_of_a_login_hide_its_secrets() -> None:
+    with _login_instance("oauth-password") as instance:
+        texts = [repr(instance.connection), repr(instance.session.auth), repr(instance)]
+    with _login_instance("api-key") as instance:
+        texts += [repr(instance.connection), repr(instance.session.auth)]
+    for text in texts:
+        _assert_no_secret(text)

@@ -33,6 +33,7 @@ from snowcheck.prompt import password_prompt
 from snowcheck.records import ISSUE_TABLE
 from snowcheck.redact import redact
 from snowcheck.servicenow.instance import Instance
+from snowcheck.servicenow.session import secrets_of
 from snowcheck.settings import (
     CheckOptions,
     ConnectionOptions,
@@ -137,7 +138,8 @@ def _live(
         terminal.warn(warning)
     connection = resolved.connection
     record.instance_url = connection.base_url
-    record.add_secret(connection.password)
+    for secret in secrets_of(connection):
+        record.add_secret(secret)
 
     lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if options.apply and not options.no_lock:

@@ -3,10 +3,12 @@
 Each line starts with ``OK``, ``FAIL``, ``SKIP`` or ``WARN``, names the check, and on
 a failure says how to fix it. Only ``FAIL`` makes the doctor fail. The checks:
 
-1. configuration: instance, user and password resolve as they would for a check;
+1. configuration: instance, ``auth`` method and its secrets resolve as they would for a check;
 2. instance reachable: the first read answers with JSON (a hibernating developer
    instance answers 200 with an HTML page and is named as such);
-3. credentials: that read was not refused with 401;
+3. credentials: that read was not refused with 401, naming the ``auth`` method and an
+   OAuth token's expiry; on a 401, the schemes the instance's ``WWW-Authenticate``
+   advertises with the ``auth`` setting that would use each (doctor_login.py);
 4. read access to each of the seven tables, with the query shapes the check uses and
    always bounded (see "What proves read access" below);
 5. write access to ``ecc_agent_issue``, without writing anything (see below), or SKIP
@@ -47,6 +49,7 @@ from datetime import timedelta
 from typing import Any
 
 from snowcheck.commands.check import terminal_prompt
+from snowcheck.commands.doctor_login import accepted, refused
 from snowcheck.commands.doctor_reads import (
     ATTEMPTS,
     DATE_RESOLUTION,
@@ -100,6 +103,12 @@ class _Doctor(TableChecks):
         self._write()
         self._messages()
         self._clock()
+
+    def _refused(self, exc: InstanceError) -> list[Line]:
+        return refused(self.instance, exc, self._said(exc))
+
+    def _accepted(self) -> list[Line]:
+        return accepted(self.instance)
 
     def _write(self) -> None:
         table = ISSUE_TABLE
@@ -248,7 +257,8 @@ def doctor(
         Line(
             OK,
             "configuration",
-            f"{connection.base_url} as {connection.user}; window {settings.window}, "
+            f"{connection.base_url} as {connection.user} (auth {connection.login.method}); "
+            f"window {settings.window}, "
             f"source {settings.source}, messages {settings.messages}",
         )
     )

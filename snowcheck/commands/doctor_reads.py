@@ -190,19 +190,21 @@ class TableChecks:
         status = first.status if isinstance(first, InstanceError) else 200
         self.emit(Line(OK, "instance reachable", f"{base_url} answered JSON (HTTP {status})"))
         if isinstance(first, InstanceError) and first.status == 401:
-            self.emit(
-                Line(
-                    FAIL,
-                    "credentials",
-                    f"{base_url} refused {self.user} (HTTP 401)",
-                    "check user and password (SERVICENOW_USERNAME, SERVICENOW_PASSWORD or the "
-                    "config file), and that the account may use basic authentication",
-                )
-            )
+            for line in self._refused(first):
+                self.emit(line)
             self.emit(Line(SKIP, "remaining checks", "they need accepted credentials"))
             return False
-        self.emit(Line(OK, "credentials", f"{self.user} accepted"))
+        for line in self._accepted():
+            self.emit(line)
         return True
+
+    def _refused(self, exc: InstanceError) -> list[Line]:
+        """The lines for a first read refused with 401 (the doctor names the schemes)."""
+        return [Line(FAIL, "credentials", self._said(exc))]
+
+    def _accepted(self) -> list[Line]:
+        """The lines once the first read got through (the doctor adds the token's expiry)."""
+        return [Line(OK, "credentials", f"{self.user} accepted")]
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -34,6 +34,11 @@ class TlsConfig:
         context.load_cert_chain(self.cert_file, self.key_file)
         if self.client_ca_file is not None:
             context.load_verify_locations(self.client_ca_file)
+        if self.client_cert == "required":
+            # A missing certificate then fails the handshake itself (an alert the client
+            # reads at once). Under TLS 1.3 the refusal comes after the handshake and races
+            # the client's first request, which may see a reset connection instead.
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
         context.verify_mode = {
             "none": ssl.CERT_NONE,
             "optional": ssl.CERT_OPTIONAL,

@@ -180,6 +180,12 @@ class OAuth(AuthBase):
             return None
         return datetime.fromtimestamp(token.expires_at, UTC)
 
+    def secrets(self) -> tuple[str, ...]:
+        """The client secret and the tokens held now: what a redactor must hide."""
+        token = self._token
+        held = (token.access_token, token.refresh_token or "") if token is not None else ()
+        return tuple(secret for secret in (self.client_secret, *held) if secret)
+
     # -- requests --------------------------------------------------------------------------
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -269,7 +275,12 @@ class OAuth(AuthBase):
             response = session.post(
                 self.instance_url + TOKEN_PATH,
                 data=body,
-                headers={"Accept": "application/json"},
+                # Explicit: the session may carry pysnow's JSON Content-Type, which the
+                # instance refuses here.
+                headers={
+                    "Accept": "application/json",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
                 auth=_NoAuth(),
                 timeout=self.timeout,
             )

@@ -23,7 +23,32 @@ class BadAnswer(InstanceError):
 
 
 class AuthFailed(InstanceError):
-    """HTTP 401: the credentials were refused."""
+    """HTTP 401, or a refused OAuth grant: the credentials were refused."""
+
+    challenges: str | None = None
+    """The 401's ``WWW-Authenticate`` header: the schemes the instance accepts (or None)."""
+
+
+class GrantRefused(AuthFailed):
+    """``/oauth_token.do`` refused the OAuth grant (its message lists the likely causes)."""
+
+
+_REFUSED_HINTS = {
+    "basic": "check the user name and password, and that the account may use basic authentication",
+    "oauth-password": "the OAuth token was refused twice: check that the table's REST API "
+    "access policy accepts OAuth and that the user is active",
+    "oauth-client-credentials": "the OAuth token was refused twice: check that the table's "
+    "REST API access policy accepts OAuth and the OAuth entity's application user",
+    "api-key": "check the API key (SERVICENOW_API_KEY), its header (api_key_header), that its "
+    "REST API Key record is active and not expired, and the access policy",
+    "mtls": "check that the client certificate (client_cert) is mapped to an active user "
+    "and that the access policy accepts certificates",
+}
+
+
+def refused_hint(method: str) -> str:
+    """What to check when the instance answers 401, by the ``auth`` method in use."""
+    return _REFUSED_HINTS.get(method, _REFUSED_HINTS["basic"])
 
 
 class AccessDenied(InstanceError):
@@ -76,3 +101,31 @@ class ReadsStopped(InstanceError):
 
 class BatchUnserviced(InstanceError):
     """The Batch API serviced none of a batch's requests, after every attempt."""
+
+
+_HANDSHAKE_REFUSED = ("alert", "eof occurred in violation of protocol", "unexpected eof")
+"""What an SSLError says when the server ended the handshake: often for want of (or over) a
+client certificate."""
+
+
+def tls_failure(text: str, host: str, client_cert: str | None) -> str:
+    """The one-line message for a failed TLS handshake, from the SSLError's text."""
+    said = text.lower()
+    if "certificate verify failed" not in said and any(m in said for m in _HANDSHAKE_REFUSED):
+        if client_cert is None:
+            return (
+                f"TLS handshake with {host} failed: the server ended it, as the instance or a "
+                "load balancer in front of it does when it demands a client certificate: give "
+                "one with --client-cert FILE --client-key FILE (or client_cert and client_key "
+                "in the config file)"
+            )
+        return (
+            f"TLS handshake with {host} failed: the server ended it after snowcheck sent the "
+            f"client certificate {client_cert}: check that a CA the instance trusts signed it "
+            "and that it has not expired"
+        )
+    detail = " (certificate verify failed)" if "certificate verify failed" in said else ""
+    return (
+        f"TLS connection to {host} failed{detail}: if a proxy or private CA signs its "
+        "certificate, pass --ca-bundle FILE or set REQUESTS_CA_BUNDLE"
+    )

@@ -23,6 +23,7 @@ import requests
 from snowcheck.errors import InstanceError
 from snowcheck.redact import redact
 from snowcheck.servicenow import errors
+from snowcheck.servicenow.auth import AuthError, TokenEndpointError, WriteUnauthorized
 from snowcheck.servicenow.session import Connection, Session, secrets_of, table_client
 from snowcheck.servicenow.unreachable import (
     is_name_resolution,
@@ -166,7 +167,18 @@ class Exchange:
         self._client = table_client(connection, session)
 
     def scrub(self, text: str) -> str:
-        return redact(text, self.secrets, mask="***")
+        # OAuth tokens change during a run: ask the session's auth for those it holds now.
+        return redact(text, secrets_of(self.connection, self.session.auth), mask="***")
+
+    def login_failed(self, exc: AuthError, *, table: str) -> InstanceError:
+        """The one-line error for a failed login (a refused token grant, a write's 401)."""
+        status = exc.status if isinstance(exc, TokenEndpointError) else 401
+        if status is None:
+            return self.error(str(exc), table=table, kind=errors.BadAnswer)
+        if status != 401:
+            return self.error(str(exc), table=table, status=status, kind=errors.ServerError)
+        kind = errors.AuthFailed if isinstance(exc, WriteUnauthorized) else errors.GrantRefused
+        return self.error(str(exc), table=table, status=status, kind=kind)
 
     def error(
         self,
@@ -205,6 +217,8 @@ class Exchange:
             answer = send(resource)
         except pysnow.exceptions.InvalidUsage as exc:
             raise self.error(f"invalid request {doing}: {exc}", table=table) from None
+        except AuthError as exc:
+            raise self.login_failed(exc, table=table) from None
         # pysnow's Response raises before reading an error body; we need the body and
         # the headers, so take the requests.Response it wraps (pysnow 0.7.17 is frozen).
         response: requests.Response = answer._response
@@ -213,12 +227,15 @@ class Exchange:
     def post(self, path: str, body: str, *, table: str, doing: str) -> dict[str, Any]:
         """One JSON POST to ``path`` (not a table: pysnow cannot), checked and decoded."""
         self._count_request()
-        response = self.session.post(
-            f"{self.connection.base_url}{path}",
-            data=body.encode(),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-            timeout=self.connection.timeouts,
-        )
+        try:
+            response = self.session.post(
+                f"{self.connection.base_url}{path}",
+                data=body.encode(),
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                timeout=self.connection.timeouts,
+            )
+        except AuthError as exc:
+            raise self.login_failed(exc, table=table) from None
         return self.decode(response, table=table, doing=doing)
 
     def _count_request(self) -> None:
@@ -239,7 +256,10 @@ class Exchange:
             delay = retry_delay(response.headers, self.local_clock())
             raise Transient(status, delay, servicenow_reason(content))
         if status >= 400:
-            raise self.http_error(status, servicenow_reason(content), table=table, doing=doing)
+            error = self.http_error(status, servicenow_reason(content), table=table, doing=doing)
+            if isinstance(error, errors.AuthFailed):
+                error.challenges = response.headers.get("WWW-Authenticate")
+            raise error
         if 200 <= status < 300:
             self.clock.note(response.headers)
         try:
@@ -306,8 +326,8 @@ class Exchange:
         if status == 401:
             kind = errors.AuthFailed
             message = (
-                f"authentication as {user} failed at {host} ({said}): check the user "
-                "name and password, and that the account may use basic authentication"
+                f"authentication as {user} failed at {host} ({said}): "
+                f"{errors.refused_hint(self.connection.login.method)}"
             )
         elif status == 403:
             kind = errors.AccessDenied
@@ -379,12 +399,7 @@ def failure(
         message = at_once
     elif isinstance(exc, requests.exceptions.SSLError):
         kind = errors.TlsFailed
-        verify_failed = "certificate verify failed" in str(exc).lower()
-        detail = " (certificate verify failed)" if verify_failed else ""
-        message = (
-            f"TLS connection to {host} failed{detail}: if a proxy or private CA signs its "
-            "certificate, pass --ca-bundle FILE or set REQUESTS_CA_BUNDLE"
-        )
+        message = errors.tls_failure(str(exc), host, connection.login.client_cert)
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
         message = (
             f"cannot connect to {host}: timed out after {connection.connect_timeout:g} s "
@@ -411,6 +426,10 @@ def failure(
             f"cannot connect to {host} ({after}): check --instance, the network and any "
             "proxy (HTTPS_PROXY, NO_PROXY)"
         )
+        if connection.use_ssl and connection.login.client_cert is None and "reset" in str(exc):
+            # Under TLS 1.3 a server refuses a missing client certificate after the handshake.
+            message += "; a reset right after TLS may also mean the instance demands a client "
+            message += "certificate (--client-cert FILE --client-key FILE)"
     else:
         kind = InstanceError
         message = f"request to {host} failed {doing}: {type(exc).__name__} ({after})"

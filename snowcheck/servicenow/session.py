@@ -1,7 +1,8 @@
 """Where an instance is and how we log in: the connection, the requests session, TLS, proxies.
 
 Authentication is a ``requests.auth.AuthBase`` chosen in ``auth_for``: the one place a
-new method (OAuth, API key, mutual TLS) plugs in. The password never appears in a repr.
+new method plugs in (Basic, OAuth, API key; mutual TLS is the session's client
+certificate). No password, client secret, API key or token ever appears in a repr.
 """
 
 from __future__ import annotations
@@ -12,9 +13,39 @@ from typing import Any
 
 import pysnow
 import requests
-from requests.auth import AuthBase, HTTPBasicAuth
+from requests.auth import AuthBase
 
 from snowcheck import __version__
+from snowcheck.servicenow.auth import (
+    DEFAULT_API_KEY_HEADER,
+    ApiKey,
+    Basic,
+    OAuth,
+    OAuthClientCredentials,
+    OAuthPassword,
+)
+from snowcheck.servicenow.token_cache import TokenCache
+
+AUTH_METHODS = ("basic", "oauth-password", "oauth-client-credentials", "api-key", "mtls")
+"""Every value of the ``auth`` setting, the default first."""
+
+
+@dataclass(frozen=True)
+class Login:
+    """How to log in beyond user and password: the ``auth`` method and what it needs."""
+
+    method: str = "basic"
+    """One of AUTH_METHODS."""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    api_key: str = field(default="", repr=False)
+    api_key_header: str = DEFAULT_API_KEY_HEADER
+    client_cert: str | None = None
+    """A PEM client certificate (any method: a load balancer may demand one)."""
+    client_key: str | None = None
+    """Its private key (unencrypted: requests cannot use a password-protected one)."""
+    token_cache: bool = True
+    """Keep OAuth tokens between runs in the user's state folder."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +62,8 @@ class Connection:
     read_timeout: float = 60
     page_size: int = 10000
     """sysparm_limit of each page read."""
+    login: Login = field(default_factory=Login)
+    """The ``auth`` method and its secrets (Basic with user and password by default)."""
 
     @property
     def host(self) -> str:
@@ -63,22 +96,71 @@ class Session(requests.Session):
         return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
 
-def auth_for(connection: Connection) -> AuthBase:
-    """How requests authenticate: Basic today; new methods return their own AuthBase here."""
-    return HTTPBasicAuth(connection.user, connection.password)
+class CertificateOnly(AuthBase):
+    """Mutual TLS: the client certificate logs in, no header does (and no ~/.netrc)."""
+
+    method = "mtls"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+    def __repr__(self) -> str:
+        return "CertificateOnly()"
 
 
-def secrets_of(connection: Connection) -> tuple[str, ...]:
-    """What must never appear in a text we emit: the password and the Basic token."""
+def auth_for(connection: Connection, session: requests.Session | None = None) -> AuthBase:
+    """How requests authenticate, by ``connection.login.method``.
+
+    OAuth tokens are asked for through ``session`` (the one this auth goes on), so the CA
+    bundle, client certificate and proxies apply to ``/oauth_token.do`` too.
+    """
+    login = connection.login
+    if login.method == "api-key":
+        return ApiKey(login.api_key, login.api_key_header)
+    if login.method == "mtls":
+        return CertificateOnly()
+    if login.method in ("oauth-password", "oauth-client-credentials"):
+        cache = TokenCache() if login.token_cache else None
+        common: dict[str, Any] = {
+            "session": session,
+            "cache": cache,
+            "timeout": connection.read_timeout,
+        }
+        if login.method == "oauth-password":
+            return OAuthPassword(
+                connection.base_url,
+                login.client_id,
+                login.client_secret,
+                connection.user,
+                connection.password,
+                **common,
+            )
+        return OAuthClientCredentials(
+            connection.base_url, login.client_id, login.client_secret, **common
+        )
+    return Basic(connection.user, connection.password)
+
+
+def secrets_of(connection: Connection, auth: object = None) -> tuple[str, ...]:
+    """What must never appear in a text we emit: the password, the Basic token, the client
+    secret, the API key, and the OAuth tokens ``auth`` holds now."""
     token = base64.b64encode(f"{connection.user}:{connection.password}".encode()).decode("ascii")
-    return tuple(secret for secret in (connection.password, token) if len(secret) >= 4)
+    login = connection.login
+    held = auth.secrets() if isinstance(auth, OAuth) else ()
+    candidates = (connection.password, token, login.client_secret, login.api_key, *held)
+    return tuple(secret for secret in candidates if len(secret) >= 4)
 
 
 def open_session(connection: Connection) -> Session:
     """A session that authenticates, verifies TLS and honours HTTPS_PROXY and NO_PROXY."""
     session = Session()
-    session.auth = auth_for(connection)
+    session.auth = auth_for(connection, session)
     session.verify = connection.verify
+    login = connection.login
+    if login.client_cert is not None:
+        session.cert = (
+            (login.client_cert, login.client_key) if login.client_key else login.client_cert
+        )
     session.trust_env = True  # HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE
     return session
 
