@@ -78,7 +78,8 @@ def load_snapshot(path: str) -> Snapshot:
     Optional for the advisories: a ``sys_properties`` table, and ``"extra_reads"``, the list
     of EXTRA_READS the tables hold (``all_mid_servers``: ecc_agent rows of every status;
     ``clone_issues``: open InstanceClone issues too). A snapshot without them still loads;
-    the advisories that need them are skipped.
+    the advisories that need them are skipped. ``"why_unread"``: why an extra read the
+    capture tried is missing (an HTTP 403, say), as the live check said it.
     """
     try:
         # utf-8-sig: editors on Windows (and PowerShell's Out-File) start the file with a BOM.
@@ -124,8 +125,23 @@ def load_snapshot(path: str) -> Snapshot:
     except DataError as exc:
         raise SnapshotError(exc.table, exc.sys_id, exc.field, exc.problem) from None
     return Snapshot(
-        now=moment, tables=tables, clock_source="snapshot", extra_reads=_extra_reads(document, path)
+        now=moment,
+        tables=tables,
+        clock_source="snapshot",
+        extra_reads=_extra_reads(document, path),
+        why_unread=_why_unread(document, path),
     )
+
+
+def _why_unread(document: dict[str, Any], path: str) -> dict[str, str]:
+    """Why an extra read the capture tried is missing (``snowcheck snapshot`` writes it)."""
+    why = document.get("why_unread", {})
+    if not isinstance(why, dict) or not all(isinstance(text, str) for text in why.values()):
+        raise DataError("snapshot", path, "why_unread", "should be an object of read to reason")
+    unknown = sorted(set(why) - set(EXTRA_READS))
+    if unknown:
+        raise DataError("snapshot", path, "why_unread", f"names unknown reads {', '.join(unknown)}")
+    return dict(why)
 
 
 def _extra_reads(document: dict[str, Any], path: str) -> frozenset[str]:

@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from snowcheck.about import VersionAction
-from snowcheck.cli_apply import apply_parser, max_changes_argument
+from snowcheck.cli_apply import apply_parser, plan_arguments
+from snowcheck.cli_follow import Shared, add_snapshot_parser, add_watch_parser
 from snowcheck.crash import OutputClosed, guarded_stdout, last_resort
 from snowcheck.credentials import LoginOptions
 from snowcheck.emulator.options import latency_seconds, port_number
@@ -94,11 +95,13 @@ examples:
 # The parser ----------------------------------------------------------------------------------
 
 
-def _connection_arguments(parser: argparse.ArgumentParser) -> None:
+def _connection_arguments(parser: argparse.ArgumentParser, account: str = "--user") -> None:
     group = parser.add_argument_group("instance and credentials")
     group.add_argument("--instance", help="instance: short name, host name or URL")
     group.add_argument(
-        "--user", help="user name (for basic and oauth-password; optional for the others)"
+        account,
+        dest="user",
+        help="user name (for basic and oauth-password; optional for the others)",
     )
     group.add_argument("--config", metavar="FILE", help="TOML config file (or SNOWCHECK_CONFIG)")
     group.add_argument("--profile", metavar="NAME", help="use [instances.NAME] of the config file")
@@ -217,13 +220,8 @@ def _check_parser(commands: Subparsers) -> None:
     writing.add_argument(
         "--no-lock", action="store_true", help="apply without taking the per-instance lock"
     )
-    max_changes_argument(writing)
-    writing.add_argument(
-        "--out",
-        metavar="PLAN",
-        help="save the plan, with the state of every issue it touches, for snowcheck apply PLAN",
-    )
     output = check.add_argument_group("output")
+    plan_arguments(writing, output)
     output.add_argument(
         "--format",
         choices=("table", "json", "nagios"),
@@ -239,12 +237,6 @@ def _check_parser(commands: Subparsers) -> None:
     )
     output.add_argument(
         "--wide", action="store_true", help="show the sys_id of each change in the plan"
-    )
-    output.add_argument(
-        "--all",
-        action="store_true",
-        dest="show_all",
-        help="show every finding and change (default: the first 50, and a count of the rest)",
     )
     output.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 3 when the check found issues"
@@ -287,13 +279,10 @@ def _check_parser(commands: Subparsers) -> None:
             show_all=args.show_all,
             out=args.out,
         )
-        if options.all_profiles:
-            from snowcheck.commands.fleet import run_fleet
-
-            return run_fleet(options, terminal)
         from snowcheck.commands.check import run_check
+        from snowcheck.commands.fleet import run_fleet
 
-        return run_check(options, terminal)
+        return (run_fleet if options.all_profiles else run_check)(options, terminal)
 
     check.set_defaults(run=run)
 
@@ -328,7 +317,8 @@ def _demo_parser(commands: Subparsers) -> None:
         "demo",
         help="show the whole lifecycle against the bundled emulator (nothing leaves this machine)",
         description="Start the bundled ServiceNow emulator on 127.0.0.1, run a dry run, apply, "
-        "fix one problem and run again, showing the MID Server Issue table after each step.",
+        "fix one problem while watch follows it and run again, showing the MID Server Issue "
+        "table after each step.",
     )
     demo.add_argument("--scenario", metavar="FILE", help="scenario JSON (default: the bundled one)")
 
@@ -382,6 +372,13 @@ def _emulator_parser(commands: Subparsers) -> None:
     emulator.set_defaults(run=run, own_signals=True)
 
 
+def _follow_parsers(commands: Subparsers) -> None:
+    """``snapshot`` and ``watch`` (snowcheck.cli_follow), given the arguments all commands share."""
+    shared = Shared(_connection_arguments, _check_arguments, _connection_options, _rule_options)
+    add_snapshot_parser(commands, shared, epilog=CONNECTION_HELP)
+    add_watch_parser(commands, shared)
+
+
 def _explain_parser(commands: Subparsers) -> None:
     explain = commands.add_parser(
         "explain",
@@ -417,6 +414,7 @@ def _explain_parser(commands: Subparsers) -> None:
 PARSERS: tuple[Callable[[Subparsers], None], ...] = (
     _check_parser,
     _apply_parser,
+    _follow_parsers,
     _explain_parser,
     _doctor_parser,
     _demo_parser,

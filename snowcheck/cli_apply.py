@@ -1,4 +1,4 @@
-"""``snowcheck apply PLAN``'s command line, and ``--max-changes`` (shared with ``check``).
+"""``snowcheck apply PLAN``'s command line, and the plan options ``check`` shares with it.
 
 Kept beside ``snowcheck.cli`` (which registers it in PARSERS) to keep that module short;
 it builds the command's typed options and imports the command only when it runs.
@@ -27,6 +27,22 @@ def max_changes_argument(group: Any) -> None:
         metavar="N",
         help="apply at most N changes without --force (default 500, or the profile's "
         "max_changes; 0: no limit)",
+    )
+
+
+def plan_arguments(writing: Any, output: Any) -> None:
+    """``check``'s --max-changes and --out (argument groups "writing back"), and --all."""
+    max_changes_argument(writing)
+    writing.add_argument(
+        "--out",
+        metavar="PLAN",
+        help="save the plan, with the state of every issue it touches, for snowcheck apply PLAN",
+    )
+    output.add_argument(
+        "--all",
+        action="store_true",
+        dest="show_all",
+        help="show every finding and change (default: the first 50, and a count of the rest)",
     )
 
 

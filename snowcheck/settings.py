@@ -181,6 +181,39 @@ class EmulatorOptions:
     """none, optional or required: whether to ask for a client certificate."""
 
 
+@dataclass(frozen=True)
+class SnapshotOptions:
+    """``snowcheck snapshot``'s command line."""
+
+    connection: ConnectionOptions
+    rules: RuleOptions
+    output: str | None = None
+    """The file to write; None: stdout."""
+    redact: bool = False
+    redact_key_file: str | None = None
+    """The pseudonyms' HMAC key (implies ``redact``); None: a random key, not kept."""
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """``snowcheck watch``'s command line."""
+
+    connection: ConnectionOptions
+    rules: RuleOptions
+    format: str = "table"
+    """table (a live view on a terminal, one line per round otherwise) or json (JSON Lines)."""
+    quiet: bool = False
+    """No rounds (unless json), no warnings: the exit status says it."""
+    interval: str = "30s"
+    timeout: str = "30m"
+    users: tuple[str, ...] = ()
+    """The MID users followed (--user, repeatable); empty: every finding."""
+    apply: bool = False
+    force: bool = False
+    lock_file: str | None = None
+    no_lock: bool = False
+
+
 # The settings commands work with ------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """``snowcheck demo``: the whole lifecycle against the bundled emulator, in one command.
 
-Dry run, apply (issues created and updated), then one problem fixed and a
-second applied run (counts go up, the fixed issue is resolved). Everything
+Dry run, apply (issues created and updated), then one problem fixed while
+``snowcheck watch`` follows it, and a second applied run (counts go up, the
+fixed issue is resolved). Everything
 runs on 127.0.0.1; nothing leaves the machine.
 """
 
@@ -16,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from snowcheck.commands.live import live_check
+from snowcheck.commands.watch import EXIT_CLEAR, Watch, round_line
 from snowcheck.emulator import Emulator, Scenario
 from snowcheck.errors import ConfigError
 from snowcheck.output.plan_diff import plan_brief
@@ -24,10 +26,16 @@ from snowcheck.output.text import Glyphs, Trimmed, data
 from snowcheck.plan import DEFAULT_SOURCE
 from snowcheck.records import ISSUE_TABLE, MID_TABLE, USER_TABLE, format_time
 from snowcheck.resources import DEMO_SCENARIO, data_path
-from snowcheck.rules import DEFAULT_WINDOW
+from snowcheck.rules import DEFAULT_WINDOW, HEARTBEAT
 from snowcheck.servicenow.instance import Instance
 from snowcheck.servicenow.session import Connection
-from snowcheck.settings import CheckSettings, DemoOptions
+from snowcheck.settings import (
+    CheckSettings,
+    ConnectionOptions,
+    DemoOptions,
+    RuleOptions,
+    WatchOptions,
+)
 
 FIXED_USER = "mid.west"
 FIXED_MID = "mid-west-1"
@@ -126,14 +134,14 @@ def _demo(terminal: Terminal, path: Path) -> None:
             if not brief:
                 out.print(issue_table(emulator, "ecc_agent_issue after --apply"))
 
-            rule(f"3. the fix: {FIXED_USER}'s password; {FIXED_MID} is Up and logs in")
+            rule(f"3. the fix, followed by snowcheck watch --user {FIXED_USER}")
+            clear = _follow_the_fix(terminal, instance, emulator)
             out.print(
                 Text(
-                    f"The next scheduled run finds {FIXED_USER} no more: its issue is resolved; "
+                    f"{'Clear. ' if clear else ''}The next run resolves {FIXED_USER}'s issue; "
                     "the others count once more.",
                 )
             )
-            _fix_one_problem(instance, emulator)
             applied_run(instance, show_changes=True)
             out.print(
                 issue_table(emulator, "ecc_agent_issue after the second --apply", times=not brief)
@@ -144,6 +152,22 @@ def _demo(terminal: Terminal, path: Path) -> None:
                 style="bold",
             )
         )
+
+
+def _follow_the_fix(terminal: Terminal, instance: Instance, emulator: Emulator) -> bool:
+    """``snowcheck watch --user mid.west`` (a 5-minute window) while the fix lands between its
+    first two rounds; whether it ended clear."""
+    out = terminal.out
+
+    def fix_between_rounds(seconds: float) -> None:
+        # The demo does not wait out the interval: the fix lands at once.
+        _fix_one_problem(instance, emulator)
+        out.print(Text(f"  the fix lands: {FIXED_USER}'s password; {FIXED_MID} is Up", "dim"))
+
+    settings = CheckSettings(window=HEARTBEAT, source=DEFAULT_SOURCE, messages="auto")
+    options = WatchOptions(ConnectionOptions(), RuleOptions(), users=(FIXED_USER,))
+    follow = Watch(instance, settings, options, warn=terminal.warn, sleep=fix_between_rounds)
+    return follow.run(lambda current: out.print(Text(round_line(current)))) == EXIT_CLEAR
 
 
 def _fix_one_problem(instance: Instance, emulator: Emulator) -> None:

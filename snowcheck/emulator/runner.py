@@ -13,7 +13,7 @@ from snowcheck.emulator.api import TableApi
 from snowcheck.emulator.auth import OAuthServer
 from snowcheck.emulator.clock import Clock
 from snowcheck.emulator.faults import Faults
-from snowcheck.emulator.scenario import BatchConfig, Scenario
+from snowcheck.emulator.scenario import BatchConfig, Scenario, resolve_relative
 from snowcheck.emulator.server import LOOPBACK, App, EmulatorHTTPServer, LogEntry, RequestLog
 from snowcheck.emulator.store import Store
 from snowcheck.emulator.tls import TlsConfig
@@ -164,6 +164,24 @@ class Emulator:
     def load_rows(self, table: str, rows: Iterable[Mapping[str, object]]) -> int:
         """Bulk-load rows (one transaction; fields created as seen); returns the count."""
         return self.store.bulk_load(table, rows)
+
+    def put_rows(
+        self, table: str, rows: Iterable[Mapping[str, object]], *, replace: bool = False
+    ) -> int:
+        """Change the instance while it serves, as `POST /__emulator/tables/{t}` does.
+
+        A row with a known sys_id updates that row, one without is added (`replace`: the
+        table holds exactly `rows` afterwards); relative times (`-0s`, `-5m`) count from
+        the emulator's clock. Returns the rows written. A fix made mid-watch, for example:
+        `put_rows("ecc_agent", [{"sys_id": mid, "status": "Up"}])` and
+        `put_rows("sysevent", [{"name": "login", "parm1": user, "sys_created_on": "-0s"}])`.
+        """
+        now = self.clock.now()
+        resolved = [
+            {name: resolve_relative(v, now) if isinstance(v, str) else v for name, v in r.items()}
+            for r in rows
+        ]
+        return self.store.put_rows(table, resolved, replace=replace)
 
 
 def serve(

@@ -51,6 +51,9 @@ def test_small_and_short_pages_give_the_same_check(cli: InProcess, tmp_path: Pat
         document.pop("instance")
         document.pop("now")
         document.pop("since")
+        # Two emulators load the scenario's relative times a second apart, and an
+        # advisory's detail quotes a time: compare what each advisory is about.
+        document["advisories"] = [(a["id"], a["subject"]) for a in document["advisories"]]
     assert paged == whole
     # The hidden MIDs are not seen, the others are (so no page was skipped).
     east = next(f for f in paged["findings"] if f["user"] == "mid.east")
