@@ -110,7 +110,7 @@ def raise_if_short_window_resolves(plan: Plan, *, window: timedelta, force: bool
     raise UnsafePlan(
         f"refusing to resolve {resolves} open {noun} with a window of {_shown(window)}, shorter "
         f"than the default {_shown(DEFAULT_WINDOW)}: their users' failures may only lie "
-        "outside it; run without --apply to follow a fix, or pass --force"
+        "outside it; follow a fix with snowcheck watch (or without --apply), or pass --force"
     )
 
 

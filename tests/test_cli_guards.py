@@ -89,6 +89,7 @@ def test_a_short_window_apply_that_would_resolve_issues_asks_for_force(demo: Emu
     assert out == ""
     assert "shorter than the default 4h: an apply resolves the open issues" in err
     assert f"refusing to resolve {len(resolves)} open issues with a window of 5m" in err
+    assert "follow a fix with snowcheck watch" in err
     assert issues(demo) == before
     code, _, err = run(*argv, "--force")
     assert code == 0, err
