@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from snowcheck.errors import ConfigError
+from snowcheck.secret_files import read_secret_text
 from snowcheck.servicenow.session import Connection, Login
 
 SERVICENOW_DOMAIN = "service-now.com"
@@ -200,32 +200,6 @@ def _config_page_size(config: Mapping[str, Any]) -> int:
     return value
 
 
-def _read_password_file(path: str, origin: str) -> tuple[str, list[str]]:
-    """The password held in ``path`` (one trailing newline dropped); warns if others may read it."""
-    where = Path(path).expanduser()
-    try:
-        text = where.read_text(encoding="utf-8")
-        mode = where.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError(f"password file {where} ({origin}) not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"cannot read password file {where} ({origin}): {reason}") from None
-    if text.endswith("\r\n"):
-        text = text[:-2]
-    elif text.endswith("\n"):
-        text = text[:-1]
-    if not text:
-        raise ConfigError(f"password file {where} ({origin}) is empty")
-    warnings = []
-    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.append(
-            f"password file {where} is readable by group or others "
-            f"(mode {stat.S_IMODE(mode):o}): run chmod 600 {where}"
-        )
-    return text, warnings
-
-
 def _resolve_password(
     *,
     config: Mapping[str, Any],
@@ -239,7 +213,7 @@ def _resolve_password(
         return found[1], []
     found = _env(environ, "SERVICENOW_PASSWORD_FILE")
     if found:
-        return _read_password_file(found[1], "SERVICENOW_PASSWORD_FILE")
+        return read_secret_text(found[1], "password file", "SERVICENOW_PASSWORD_FILE")
     found = _env(environ, "SN_PASSWORD")
     if found:
         return found[1], []
@@ -254,7 +228,7 @@ def _resolve_password(
         return value, []
     password_file = _config_text(config, "password_file")
     if password_file is not None:
-        return _read_password_file(password_file, "config key 'password_file'")
+        return read_secret_text(password_file, "password file", "config key 'password_file'")
     if prompt is not None:
         answer = prompt(f"Password for {user} at {base_url}: ")
         if not answer:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from snowcheck.errors import ConfigError
+from snowcheck.secret_files import read_secret_text
 from snowcheck.servicenow.auth import DEFAULT_API_KEY_HEADER
 from snowcheck.servicenow.session import AUTH_METHODS, Login
 
@@ -72,29 +73,6 @@ def _group_or_others(mode: int) -> bool:
     return os.name == "posix" and bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
 
 
-def _read_secret_file(path: str, what: str, origin: str) -> tuple[str, list[str]]:
-    """The secret held in ``path`` (one trailing newline dropped); warns if others may read it."""
-    where = Path(path).expanduser()
-    try:
-        text = where.read_text(encoding="utf-8")
-        mode = where.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError(f"{what} file {where} ({origin}) not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"cannot read {what} file {where} ({origin}): {reason}") from None
-    text = text.removesuffix("\n").removesuffix("\r")
-    if not text:
-        raise ConfigError(f"{what} file {where} ({origin}) is empty")
-    warnings = []
-    if _group_or_others(mode):
-        warnings.append(
-            f"{what} file {where} is readable by group or others "
-            f"(mode {stat.S_IMODE(mode):o}): run chmod 600 {where}"
-        )
-    return text, warnings
-
-
 def _secret(
     what: str,
     name: str,
@@ -112,13 +90,13 @@ def _secret(
         return value, []
     path = _env(environ, f"{name}_FILE")
     if path:
-        return _read_secret_file(path, what, f"{name}_FILE")
+        return read_secret_text(path, f"{what} file", f"{name}_FILE")
     value = _env(environ, ansible)
     if value:
         return value, []
     path = _text(config, f"{key}_file")
     if path is not None:
-        return _read_secret_file(path, what, f"config key '{key}_file'")
+        return read_secret_text(path, f"{what} file", f"config key '{key}_file'")
     if prompt is not None:
         answer = prompt(asking)
         if not answer:

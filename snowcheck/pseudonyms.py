@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import os
 import re
 import secrets
-import stat
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from snowcheck.errors import ConfigError, SnowcheckError
+from snowcheck.errors import SnowcheckError
+from snowcheck.secret_files import read_secret_bytes
 
 KEY_BYTES = 32
 """Length of a random key, and the shortest key file that draws no warning."""
@@ -58,25 +57,7 @@ def read_key_file(path: str) -> tuple[bytes, list[str]]:
     the key can test guessed names against the pseudonyms), and when the key is short.
     """
     where = Path(path).expanduser()
-    try:
-        key = where.read_bytes()
-        mode = where.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError(f"redaction key file {where} not found") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read redaction key file {where}: {exc.strerror}") from None
-    if key.endswith(b"\r\n"):
-        key = key[:-2]
-    elif key.endswith(b"\n"):
-        key = key[:-1]
-    if not key:
-        raise ConfigError(f"redaction key file {where} is empty")
-    warnings = []
-    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.append(
-            f"redaction key file {where} is readable by group or others "
-            f"(mode {stat.S_IMODE(mode):o}): run chmod 600 {where}"
-        )
+    key, warnings = read_secret_bytes(path, "redaction key file")
     if len(key) < KEY_BYTES:
         warnings.append(
             f"redaction key file {where} holds {len(key)} bytes; use at least {KEY_BYTES} "
