@@ -101,8 +101,17 @@ def short_window_warning(window: timedelta) -> str | None:
     )
 
 
-def raise_if_short_window_resolves(plan: Plan, *, window: timedelta, force: bool) -> None:
-    """Refuse an apply with a window shorter than the default that would resolve any issue."""
+def raise_if_short_window_resolves(
+    plan: Plan,
+    *,
+    window: timedelta,
+    force: bool,
+    advice: str = "follow a fix with snowcheck watch (or without --apply)",
+) -> None:
+    """Refuse an apply with a window shorter than the default that would resolve any issue.
+
+    ``advice`` is how to proceed instead, before the closing "or pass --force".
+    """
     resolves = len(plan.of(Action.RESOLVE))
     if force or window >= DEFAULT_WINDOW or resolves == 0:
         return
@@ -110,7 +119,7 @@ def raise_if_short_window_resolves(plan: Plan, *, window: timedelta, force: bool
     raise UnsafePlan(
         f"refusing to resolve {resolves} open {noun} with a window of {_shown(window)}, shorter "
         f"than the default {_shown(DEFAULT_WINDOW)}: their users' failures may only lie "
-        "outside it; follow a fix with snowcheck watch (or without --apply), or pass --force"
+        f"outside it; {advice}, or pass --force"
     )
 
 

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from rich.console import Group
@@ -33,14 +33,15 @@ from snowcheck import compare
 from snowcheck.check import Outcome
 from snowcheck.commands.check import terminal_prompt
 from snowcheck.commands.live import live_check
-from snowcheck.errors import ConfigError, PartialWrite, UnsafePlan
+from snowcheck.errors import ConfigError, PartialWrite
+from snowcheck.guards import raise_if_short_window_resolves
 from snowcheck.locking import InstanceLock, LockHeld, default_lock_path
 from snowcheck.messages import TEMPLATE_SETS
 from snowcheck.output.report import Terminal, change_json
 from snowcheck.output.text import data, literal
-from snowcheck.plan import Action, Change, Plan
+from snowcheck.plan import Change
 from snowcheck.records import format_time
-from snowcheck.rules import DEFAULT_WINDOW, Finding
+from snowcheck.rules import Finding
 from snowcheck.servicenow.instance import Instance
 from snowcheck.settings import (
     CheckSettings,
@@ -115,19 +116,6 @@ def changes_for_users(outcome: Outcome, users: Iterable[str]) -> tuple[Change, .
         if folded in wanted:
             kept.append(change)
     return tuple(kept)
-
-
-def refuse_short_window_resolves(plan: Plan, *, window: timedelta, force: bool) -> None:
-    """An apply of a window under the default must not resolve issues without ``force``."""
-    resolves = len(plan.of(Action.RESOLVE))
-    if force or window >= DEFAULT_WINDOW or resolves == 0:
-        return
-    noun = "issue" if resolves == 1 else "issues"
-    raise UnsafePlan(
-        f"refusing to resolve {resolves} open {noun} with a window of {window}, shorter than "
-        f"the default {DEFAULT_WINDOW}: their users' failures may only lie outside it; "
-        "name the users you follow with --user, or pass --force"
-    )
 
 
 class Watch:
@@ -230,7 +218,12 @@ class Watch:
         if options.users:
             plan = replace(plan, changes=changes_for_users(outcome, options.users))
         else:
-            refuse_short_window_resolves(plan, window=self.settings.window, force=options.force)
+            raise_if_short_window_resolves(
+                plan,
+                window=self.settings.window,
+                force=options.force,
+                advice="name the users you follow with --user",
+            )
         plan.raise_if_unsafe(saw_mid_users=outcome.evaluation.saw_mid_users, force=options.force)
         if not plan.changes:
             return ()
