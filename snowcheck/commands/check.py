@@ -126,7 +126,7 @@ def warner(prefix: str = "") -> Callable[[str], None]:
     return warn
 
 
-def _live(
+def live_outcome(
     options: CheckOptions,
     terminal: Terminal,
     record: RunRecord,
@@ -137,6 +137,7 @@ def _live(
     warn: Callable[[str], None],
     dry_if_refused: bool = False,
 ) -> Outcome:
+    """One live check of a profile's instance (and its apply, if asked and allowed)."""
     settings = check_settings(options.rules, profile, warn)
     write = write_settings(profile)
     apply = options.apply
@@ -287,7 +288,7 @@ def run_check(options: CheckOptions, terminal: Terminal) -> int:
                 file_config = load_file(where.config, os.environ)
                 profile = select_profile(file_config, where.profile)
                 prompt = terminal_prompt()
-                outcome = _live(
+                outcome = live_outcome(
                     options, terminal, record, profile, where.profile, prompt, warn=warn
                 )
     except SnowcheckError as exc:

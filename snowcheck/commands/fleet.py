@@ -25,7 +25,7 @@ from snowcheck.commands.check import (
     EXIT_OK,
     FILE_ONLY,
     RunRecord,
-    _live,
+    live_outcome,
     log_file,
     warner,
 )
@@ -77,7 +77,7 @@ def _run_profile(
         profile = select_profile(file_config, name)
         # No prompt: prompts from several threads would interleave; passwords come from
         # the profile's password_env or password_file.
-        outcome = _live(
+        outcome = live_outcome(
             profile_options, quiet, record, profile, name, None, warn=warn, dry_if_refused=True
         )
     except SnowcheckError as exc:
