@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from snowcheck.check import Outcome, load_snapshot
-from snowcheck.commands.live import WriteInterrupted, assess_with, live_check
+from snowcheck.check import Outcome, assess, load_snapshot
+from snowcheck.commands.live import WriteInterrupted, live_check
 from snowcheck.crash import OutputClosed
 from snowcheck.errors import ConfigError, PartialWrite, SnowcheckError
 from snowcheck.interrupts import Interrupted, signal_name, threads_leave_signals
@@ -204,7 +204,14 @@ def _offline(options: CheckOptions, record: RunRecord, warn: Callable[[str], Non
     snapshot = load_snapshot(options.snapshot)
     # From here on the run has an instance: the snapshot, named by its file.
     record.instance_url = Path(options.snapshot).name
-    outcome = assess_with(snapshot, settings, instance=options.snapshot)
+    outcome = assess(
+        snapshot,
+        instance=options.snapshot,
+        window=settings.window,
+        source=settings.source,
+        messages=settings.messages,
+        advisories=settings.advisories,
+    )
     for warning in outcome.plan.warnings:
         warn(warning)
     record.outcome = outcome

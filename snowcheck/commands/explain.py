@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 
-from snowcheck.check import Outcome, load_snapshot
+from snowcheck.check import Outcome, assess, load_snapshot
 from snowcheck.commands.check import terminal_prompt
-from snowcheck.commands.live import assess_with, live_check
+from snowcheck.commands.live import live_check
 from snowcheck.errors import ConfigError
 from snowcheck.explain import explain
 from snowcheck.output.explain_view import explanation_json, explanation_view
@@ -26,7 +26,14 @@ from snowcheck.settings import (
 def _offline(options: ExplainOptions, terminal: Terminal) -> Outcome:
     assert options.snapshot is not None
     settings = check_settings(options.rules, {}, terminal.warn)
-    return assess_with(load_snapshot(options.snapshot), settings, instance=options.snapshot)
+    return assess(
+        load_snapshot(options.snapshot),
+        instance=options.snapshot,
+        window=settings.window,
+        source=settings.source,
+        messages=settings.messages,
+        advisories=settings.advisories,
+    )
 
 
 def _live(options: ExplainOptions, terminal: Terminal) -> Outcome:

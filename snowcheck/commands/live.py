@@ -23,7 +23,7 @@ from snowcheck.guards import (
 from snowcheck.interrupts import Interrupted, signal_name
 from snowcheck.plan import Action, Change, Plan
 from snowcheck.pull import pull_snapshot
-from snowcheck.records import ISSUE_TABLE, TABLES, Snapshot
+from snowcheck.records import ISSUE_TABLE, TABLES
 from snowcheck.servicenow.instance import Instance
 from snowcheck.settings import CheckSettings, WriteSettings
 from snowcheck.writeback import WriteBack
@@ -95,18 +95,6 @@ def live_check(
         )
 
 
-def assess_with(snapshot: Snapshot, settings: CheckSettings, *, instance: str) -> Outcome:
-    """The check of ``snapshot`` with a run's window, source, messages and advisories."""
-    return assess(
-        snapshot,
-        instance=instance,
-        window=settings.window,
-        source=settings.source,
-        messages=settings.messages,
-        advisories=settings.advisories,
-    )
-
-
 def _live_check(
     instance: Instance,
     settings: CheckSettings,
@@ -132,7 +120,14 @@ def _live_check(
     )
     if snapshot.clock_source == "local":
         warn("the instance sent no usable Date header: using the local clock as 'now'")
-    outcome = assess_with(snapshot, settings, instance=base_url)
+    outcome = assess(
+        snapshot,
+        instance=base_url,
+        window=settings.window,
+        source=settings.source,
+        messages=settings.messages,
+        advisories=settings.advisories,
+    )
     for warning in outcome.plan.warnings:
         warn(warning)
     plan = outcome.plan
