@@ -45,9 +45,7 @@ from snowcheck.plan import Action  # noqa: E402
 from snowcheck.pull import (  # noqa: E402
     DEFAULT_CONCURRENCY,
     EVENT_FIELDS,
-    LOGIN_EVENTS,
     QUERY_BUDGET,
-    SCHEDULING_MARGIN,
     pull_snapshot,
     read_associations,
     read_down_mids,
@@ -56,7 +54,7 @@ from snowcheck.pull import (  # noqa: E402
     read_users,
 )
 from snowcheck.records import EVENT_TABLE, Inventory, format_time  # noqa: E402
-from snowcheck.rules import event_candidates  # noqa: E402
+from snowcheck.rules import LOGIN_EVENTS, SCHEDULING_MARGIN, event_candidates  # noqa: E402
 from snowcheck.servicenow.instance import Instance  # noqa: E402
 from snowcheck.servicenow.query import and_, eq, in_  # noqa: E402
 from snowcheck.servicenow.session import Connection  # noqa: E402
