@@ -154,3 +154,28 @@ def test_explain_live_matches_the_snapshot_shape(monkeypatch: pytest.MonkeyPatch
     assert json.loads(out) == json.loads(offline)
     assert [item["id"] for item in json.loads(out)["advisories"]] == ["password_needs_reset"]
     assert issues_after == issues_before  # explain writes nothing
+
+
+@pytest.mark.parametrize("live", [True, False], ids=["live", "snapshot"])
+def test_a_plan_warning_is_said_once(
+    live: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from snowcheck.emulator import Scenario
+
+    document = json.loads(EXAMPLE.read_text())
+    issues = document["tables"]["ecc_agent_issue"]
+    twin = dict(next(row for row in issues if row["source"] == "MIDUserConnectivity"))
+    twin["sys_id"] = "f" * 32  # a second open issue with the same message
+    issues.append(twin)
+    if live:
+        document["users"] = {"checker": {"password": "explain-pass"}}
+        monkeypatch.setenv("SERVICENOW_PASSWORD", "explain-pass")
+        monkeypatch.delenv("SNOWCHECK_CONFIG", raising=False)
+        with Emulator(Scenario.from_dict(document)) as emu:
+            code, _, err = run("explain", "mid.west", "--instance", emu.url, "--user", "checker")
+    else:
+        snapshot = tmp_path / "twins.json"
+        snapshot.write_text(json.dumps(document), encoding="utf-8")
+        code, _, err = run("explain", "mid.west", "--snapshot", str(snapshot))
+    assert code == 0, err
+    assert err.count("open issues share the message") == 1

@@ -26,7 +26,7 @@ from snowcheck.settings import (
 def _offline(options: ExplainOptions, terminal: Terminal) -> Outcome:
     assert options.snapshot is not None
     settings = check_settings(options.rules, {}, terminal.warn)
-    return assess(
+    outcome = assess(
         load_snapshot(options.snapshot),
         instance=options.snapshot,
         window=settings.window,
@@ -34,6 +34,9 @@ def _offline(options: ExplainOptions, terminal: Terminal) -> Outcome:
         messages=settings.messages,
         advisories=settings.advisories,
     )
+    for warning in outcome.plan.warnings:  # a live check says them itself
+        terminal.warn(warning)
+    return outcome
 
 
 def _live(options: ExplainOptions, terminal: Terminal) -> Outcome:
@@ -55,8 +58,6 @@ def run_explain(options: ExplainOptions, terminal: Terminal) -> int:
             "--snapshot reads a file: it cannot be combined with --instance or --profile"
         )
     outcome = _offline(options, terminal) if options.snapshot else _live(options, terminal)
-    for warning in outcome.plan.warnings:
-        terminal.warn(warning)
     explanation = explain(outcome, options.subject)
     if options.format == "json":
         terminal.out.file.write(json.dumps(explanation_json(explanation), indent=2) + "\n")
