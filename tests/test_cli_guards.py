@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import DEMO, runner
 from factories import NOW_TEXT, FakeInstance
 
-from snowcheck.cli import main
 from snowcheck.emulator import Emulator, Scenario
-from snowcheck.output.report import Terminal
 
-DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=400))
-    return code, out.getvalue(), err.getvalue()
+run = runner(width=400)
 
 
 def issues(emulator: Emulator) -> list[tuple[str, str, str]]:
@@ -64,14 +56,6 @@ def test_a_dry_run_with_hidden_grants_still_reports(hidden_grants: Emulator) -> 
     code, out, _ = run("check", "--instance", hidden_grants.url, "--user", "admin")
     assert code == 0
     assert "Findings" in out
-
-
-@pytest.fixture
-def demo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Emulator]:
-    monkeypatch.setenv("SERVICENOW_PASSWORD", "admin")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    with Emulator(Scenario.load(str(DEMO))) as emulator:
-        yield emulator
 
 
 def test_a_short_window_apply_that_would_resolve_issues_asks_for_force(demo: Emulator) -> None:

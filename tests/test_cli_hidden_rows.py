@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_support import runner, writes
 
-from snowcheck.cli import main
 from snowcheck.emulator import Emulator, Scenario
-from snowcheck.output.report import Terminal
 
 DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=400))
-    return code, out.getvalue(), err.getvalue()
-
-
-def writes(emulator: Emulator) -> list[Any]:
-    return [entry for entry in emulator.log if entry.method in ("POST", "PATCH", "PUT", "DELETE")]
+run = runner(width=400)
 
 
 @pytest.fixture

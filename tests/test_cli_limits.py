@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import runner, writes
 from factories import NOW_TEXT, FakeInstance
 
-from snowcheck.cli import main
 from snowcheck.emulator import Emulator, Scenario
-from snowcheck.output.report import Terminal
 
-DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=200))
-    return code, out.getvalue(), err.getvalue()
-
-
-def writes(emulator: Emulator) -> list[Any]:
-    return [entry for entry in emulator.log if entry.method in ("POST", "PATCH", "PUT", "DELETE")]
-
-
-@pytest.fixture
-def demo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Emulator]:
-    monkeypatch.setenv("SERVICENOW_PASSWORD", "admin")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    with Emulator(Scenario.load(str(DEMO))) as emulator:
-        yield emulator
+run = runner(width=200)
 
 
 def holders(users: int) -> dict[str, Any]:

@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import fcntl
-import io
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+from cli_support import runner, writes
 
-from snowcheck.cli import main
-from snowcheck.emulator import Emulator, Scenario
+from snowcheck.emulator import Emulator
 from snowcheck.locking import default_lock_path
-from snowcheck.output.report import Terminal
 
-DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=200))
-    return code, out.getvalue(), err.getvalue()
-
-
-def writes(emulator: Emulator) -> list[Any]:
-    return [entry for entry in emulator.log if entry.method in ("POST", "PATCH", "PUT", "DELETE")]
-
-
-@pytest.fixture
-def demo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Emulator]:
-    monkeypatch.setenv("SERVICENOW_PASSWORD", "admin")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    with Emulator(Scenario.load(str(DEMO))) as emulator:
-        yield emulator
+run = runner(width=200)
 
 
 def plan(demo: Emulator, tmp_path: Path) -> tuple[Path, dict[str, Any]]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import runner
 
-from snowcheck.cli import main
 from snowcheck.emulator import Emulator, Scenario
-from snowcheck.output.report import Terminal
 
 DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
 
@@ -21,10 +19,7 @@ def emulators() -> Iterator[tuple[Emulator, Emulator]]:
         yield first, second
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=240))
-    return code, out.getvalue(), err.getvalue()
+run = runner(width=240)
 
 
 def write_config(tmp_path: Path, text: str) -> str:

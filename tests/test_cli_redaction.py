@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -11,10 +10,9 @@ from typing import Any
 
 import pytest
 import responses
+from cli_support import runner
 
-from snowcheck.cli import main
 from snowcheck.emulator import Emulator, Scenario
-from snowcheck.output.report import Terminal
 from snowcheck.redact import REDACTED
 
 DEMO = Path(__file__).resolve().parent.parent / "config" / "examples" / "demo-scenario.json"
@@ -22,10 +20,7 @@ USER = "mid.checker"
 API = re.compile(r"https://acme\.service-now\.com/api/now/table/\w+")
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=400))
-    return code, out.getvalue(), err.getvalue()
+run = runner(width=400)
 
 
 @pytest.fixture(autouse=True)

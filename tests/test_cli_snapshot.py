@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import runner
 
-from snowcheck.cli import main
-from snowcheck.output.report import Terminal
 from snowcheck.records import TABLES
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "snapshot.json"
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=300))
-    return code, out.getvalue(), err.getvalue()
+run = runner(width=300)
 
 
 def write(tmp_path: Path, document: Any, *, bom: bool = False) -> str:

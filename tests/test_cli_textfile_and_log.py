@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import fcntl
-import io
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import runner
 
-from snowcheck.cli import main
-from snowcheck.emulator import Emulator, Scenario
+from snowcheck.emulator import Emulator
 from snowcheck.locking import default_lock_path
-from snowcheck.output.report import Terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "config" / "examples" / "demo-scenario.json"
 SNAPSHOT = ROOT / "config" / "examples" / "snapshot.json"
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=200))
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def demo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Emulator]:
-    monkeypatch.setenv("SERVICENOW_PASSWORD", "admin")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    with Emulator(Scenario.load(str(DEMO))) as emulator:
-        yield emulator
+run = runner(width=200)
 
 
 def series(text: str, metric: str) -> list[tuple[str, str]]:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
-
-from snowcheck.cli import main
-from snowcheck.output.report import Terminal
+from cli_support import runner
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "snapshot.json"
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=200))
-    return code, out.getvalue(), err.getvalue()
+run = runner(width=200)
 
 
 @pytest.mark.parametrize(

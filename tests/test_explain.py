@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import runner
 
 from snowcheck.check import assess, load_snapshot
-from snowcheck.cli import main
 from snowcheck.emulator import Emulator
 from snowcheck.errors import ConfigError
 from snowcheck.explain import explain
-from snowcheck.output.report import Terminal
 from snowcheck.plan import Action
 from snowcheck.rules import DEFAULT_WINDOW
 
@@ -31,10 +29,7 @@ def outcome() -> Any:
     )
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=80))
-    return code, out.getvalue(), err.getvalue()
+run = runner(width=80)
 
 
 def test_a_user_with_an_open_issue_gets_the_rule_the_issue_and_the_update() -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
+from cli_support import runner
 
-from snowcheck.cli import main
 from snowcheck.errors import ConfigError
-from snowcheck.output.report import Terminal
 from snowcheck.settings import (
     CONFIG_KEYS,
     RuleOptions,
@@ -19,11 +17,7 @@ from snowcheck.settings import (
     write_settings,
 )
 
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), terminal=Terminal(stdout=out, stderr=err, width=240))
-    return code, out.getvalue(), err.getvalue()
+run = runner(width=240)
 
 
 @pytest.mark.parametrize(
